@@ -1,0 +1,79 @@
+"""Running a model on many (possibly chunked) inputs, Captum style."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from captum._utils.common import _format_additional_forward_args
+from torch import Tensor
+
+__all__ = [
+    "check_output",
+    "chunk_slices",
+    "expand_additional_forward_args",
+    "num_outputs",
+    "run_forward",
+]
+
+
+def chunk_slices(n: int, max_examples_per_batch: int | None) -> Iterator[slice]:
+    """Yields slices covering ``range(n)`` in chunks of at most ``max_examples_per_batch``."""
+    step = n if max_examples_per_batch is None else max(1, max_examples_per_batch)
+    for start in range(0, n, max(step, 1)):
+        yield slice(start, min(start + step, n))
+
+
+def expand_additional_forward_args(
+    additional_forward_args: Any, index: Tensor | None
+) -> tuple[Any, ...] | None:
+    """Selects rows ``index`` of every tensor in ``additional_forward_args``.
+
+    Used when model inputs are built from the examples of a batch in a different order or
+    multiplicity (``index[i]`` = example that row ``i`` comes from). Tensors with a batch
+    dimension are indexed; 0-d tensors and non-tensors are passed unchanged.
+    """
+    args = _format_additional_forward_args(additional_forward_args)
+    if args is None or index is None:
+        return args
+    return tuple(
+        a.index_select(0, index.to(a.device)) if isinstance(a, Tensor) and a.dim() > 0 else a
+        for a in args
+    )
+
+
+def run_forward(
+    forward_func: Callable[..., Any], inputs: Tensor, additional_forward_args: Any = None
+) -> Tensor:
+    """Calls ``forward_func(inputs, *additional_forward_args)`` and checks the output."""
+    args = _format_additional_forward_args(additional_forward_args)
+    output = forward_func(inputs, *args) if args is not None else forward_func(inputs)
+    if not isinstance(output, Tensor):
+        raise TypeError(
+            f"`forward_func` must return a tensor, got {type(output).__name__}. Wrap models "
+            "that return tuples or dicts so that they return the (N, num_classes) logits."
+        )
+    return output
+
+
+def check_output(output: Tensor, n: int, name: str = "forward_func") -> Tensor:
+    """Checks that a model output has shape ``(n, num_classes)``."""
+    if output.dim() != 2 or output.shape[0] != n:
+        raise ValueError(
+            f"`{name}` must return an (N, num_classes) tensor of scores, got shape "
+            f"{tuple(output.shape)} for {n} inputs."
+        )
+    return output
+
+
+def num_outputs(
+    forward_func: Callable[..., Any], inputs: Tensor, additional_forward_args: Any = None
+) -> int:
+    """Runs one example through the model and returns its number of outputs."""
+    index = torch.zeros(1, dtype=torch.long, device=inputs.device)
+    with torch.no_grad():
+        out = run_forward(
+            forward_func, inputs[:1], expand_additional_forward_args(additional_forward_args, index)
+        )
+    return check_output(out, 1).shape[1]

@@ -1,0 +1,211 @@
+"""Argument checking shared by every public entry point.
+
+Each check raises a :class:`TypeError` (wrong kind of object) or :class:`ValueError`
+(right kind, wrong value) whose message names the argument and says what was expected.
+All checks are cheap and run before any heavy work.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_choice",
+    "check_finite_tensor",
+    "check_inputs",
+    "check_labels",
+    "check_max_examples_per_batch",
+    "check_nonnegative_float",
+    "check_positive_float",
+    "check_positive_int",
+    "check_targets",
+    "check_unit_interval",
+]
+
+
+def check_inputs(inputs: Any, name: str = "inputs", *, min_dim: int = 3) -> Tensor:
+    """Checks a batched input tensor ``(N, C, *spatial)`` and returns it.
+
+    Args:
+        inputs: The object to check.
+        name: Argument name used in error messages.
+        min_dim: Minimum number of dimensions (batch, channel and at least one spatial
+            dimension by default).
+    """
+    if isinstance(inputs, (tuple, list)):
+        raise TypeError(
+            f"`{name}` must be a single tensor of shape (N, C, *spatial); tuples of input "
+            "tensors (multi-input models) are not supported."
+        )
+    if not isinstance(inputs, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(inputs).__name__}.")
+    if not inputs.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating point tensor, got dtype {inputs.dtype}.")
+    if inputs.dim() < min_dim:
+        raise ValueError(
+            f"`{name}` must have at least {min_dim} dimensions (N, C, *spatial), "
+            f"got shape {tuple(inputs.shape)}."
+        )
+    if inputs.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty: the batch dimension has size 0.")
+    if inputs.numel() == 0:
+        raise ValueError(f"`{name}` has a zero-sized dimension: shape {tuple(inputs.shape)}.")
+    return inputs
+
+
+def check_finite_tensor(tensor: Tensor, name: str) -> Tensor:
+    """Raises a :class:`ValueError` if ``tensor`` holds NaN or infinite values."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"`{name}` contains NaN or infinite values.")
+    return tensor
+
+
+def check_targets(
+    target: Any,
+    n: int,
+    num_classes: int | None = None,
+    *,
+    name: str = "target",
+    device: torch.device | str | None = None,
+    allow_none: bool = False,
+) -> Tensor | None:
+    """Converts a Captum ``TargetType`` into a ``LongTensor`` of shape ``(n,)``.
+
+    Accepted: an ``int`` (the same label for every example), a list/tuple of ``n`` ints,
+    a 0-d tensor, or a 1-D integer tensor of length ``n``. Tuple targets for outputs
+    with more than two dimensions are not supported.
+
+    Args:
+        target: The target to check.
+        n: Number of examples.
+        num_classes: If given, labels must lie in ``[0, num_classes)``.
+        name: Argument name used in error messages.
+        device: Device of the returned tensor.
+        allow_none: Return ``None`` for ``target=None`` instead of raising.
+    """
+    if target is None:
+        if allow_none:
+            return None
+        raise ValueError(f"`{name}` is required: give an int, a list of ints or a 1-D tensor.")
+    if isinstance(target, bool):
+        raise TypeError(f"`{name}` must be an int, a list of ints or a 1-D tensor, got bool.")
+    if isinstance(target, Integral):
+        out = torch.full((n,), int(target), dtype=torch.long, device=device)
+    elif isinstance(target, Tensor):
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise TypeError(f"`{name}` tensor must have an integer dtype, got {target.dtype}.")
+        if target.dim() == 0:
+            out = target.reshape(1).expand(n).to(device=device, dtype=torch.long)
+        elif target.dim() == 1:
+            out = target.to(device=device, dtype=torch.long)
+        else:
+            raise ValueError(
+                f"`{name}` tensor must be 0-d or 1-D, got shape {tuple(target.shape)}."
+            )
+    elif isinstance(target, (list, tuple)):
+        if not all(isinstance(t, Integral) and not isinstance(t, bool) for t in target):
+            raise TypeError(
+                f"`{name}` list must contain ints only (tuple targets for outputs with more "
+                "than two dimensions are not supported)."
+            )
+        out = torch.tensor([int(t) for t in target], dtype=torch.long, device=device)
+    else:
+        raise TypeError(
+            f"`{name}` must be an int, a list of ints or a 1-D tensor, got "
+            f"{type(target).__name__}."
+        )
+    if out.shape[0] != n:
+        raise ValueError(f"`{name}` has {out.shape[0]} entries but the inputs hold {n} examples.")
+    if num_classes is not None and out.numel() > 0:
+        lo, hi = int(out.min()), int(out.max())
+        if lo < 0 or hi >= num_classes:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"`{name}` contains label {bad}, outside the model's {num_classes} outputs "
+                f"[0, {num_classes - 1}]."
+            )
+    return out
+
+
+def check_labels(labels: Any, num_classes: int, name: str = "labels") -> list[int]:
+    """Checks a label subset: distinct ints in ``[0, num_classes)``, at least two."""
+    if labels is None:
+        return list(range(num_classes))
+    if isinstance(labels, Tensor):
+        if labels.is_floating_point() or labels.dim() != 1:
+            raise TypeError(f"`{name}` must be a 1-D integer tensor or a sequence of ints.")
+        labels = labels.tolist()
+    if not isinstance(labels, Iterable) or isinstance(labels, (str, bytes)):
+        raise TypeError(f"`{name}` must be a sequence of ints, got {type(labels).__name__}.")
+    labels = list(labels)
+    if not all(isinstance(a, Integral) and not isinstance(a, bool) for a in labels):
+        raise TypeError(f"`{name}` must contain ints only.")
+    labels = [int(a) for a in labels]
+    if len(labels) < 2:
+        raise ValueError(f"`{name}` must name at least 2 labels, got {len(labels)}.")
+    if len(set(labels)) != len(labels):
+        dupes = sorted({a for a in labels if labels.count(a) > 1})
+        raise ValueError(f"`{name}` contains duplicates: {dupes}.")
+    bad = [a for a in labels if a < 0 or a >= num_classes]
+    if bad:
+        raise ValueError(
+            f"`{name}` contains {bad}, outside the model's {num_classes} outputs "
+            f"[0, {num_classes - 1}]."
+        )
+    return labels
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    """Checks that ``value`` is an int >= 1."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"`{name}` must be a positive int, got {value!r}.")
+    if value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value}.")
+    return int(value)
+
+
+def check_positive_float(value: Any, name: str) -> float:
+    """Checks that ``value`` is a finite real number > 0."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"`{name}` must be a positive number, got {value!r}.")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"`{name}` must be a finite positive number, got {value}.")
+    return float(value)
+
+
+def check_nonnegative_float(value: Any, name: str) -> float:
+    """Checks that ``value`` is a finite real number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"`{name}` must be a non-negative number, got {value!r}.")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"`{name}` must be a finite non-negative number, got {value}.")
+    return float(value)
+
+
+def check_unit_interval(value: Any, name: str) -> float:
+    """Checks that ``value`` is a real number in ``[0, 1]``."""
+    value = check_nonnegative_float(value, name)
+    if value > 1:
+        raise ValueError(f"`{name}` must lie in [0, 1], got {value}.")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> str:
+    """Checks that ``value`` is one of the strings in ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {options}, got {value!r}.")
+    return value
+
+
+def check_max_examples_per_batch(value: Any, name: str = "max_examples_per_batch") -> int | None:
+    """Checks ``max_examples_per_batch``: ``None`` (no chunking) or a positive int."""
+    if value is None:
+        return None
+    return check_positive_int(value, name)

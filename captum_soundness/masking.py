@@ -1,0 +1,198 @@
+r"""Masked inputs: ranking positions of a saliency map and keeping the top :math:`k`.
+
+For a saliency map :math:`M_a` over the :math:`P` spatial positions of an input, the
+masked input keeps the :math:`k` highest-ranked positions (the same positions in every
+channel) and fills the rest (Gupta et al., 2022, section 1):
+
+.. math::
+
+    \tilde x(a, k, g) = x \odot T_k(M_a) + g \odot (1 - T_k(M_a)).
+
+This module holds the tensor-native building blocks used by the metrics:
+
+- :func:`reduce_channels`: an attribution of the input's shape to a map over positions;
+- :func:`rank_positions`: one stable sort per map, ties broken by position index;
+- :func:`fraction_counts`: a grid of fractions to numbers of kept positions;
+- :func:`topk_masks`: all top-:math:`k` masks of a grid at once, from the ranks;
+- :func:`compose`: :math:`x \odot m + g \odot (1 - m)` with broadcasting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from numbers import Integral, Real
+
+import torch
+from torch import Tensor
+
+from ._validation import check_choice
+
+__all__ = [
+    "REDUCTIONS",
+    "compose",
+    "fraction_counts",
+    "fraction_grid",
+    "rank_positions",
+    "reduce_channels",
+    "topk_masks",
+]
+
+#: Channel reductions accepted by ``reduce``.
+REDUCTIONS = ("sum", "abs", "max")
+
+
+def reduce_channels(attributions: Tensor, reduce: str = "sum") -> Tensor:
+    """Reduces attributions ``(N, C, *spatial)`` over channels to maps ``(N, *spatial)``.
+
+    Args:
+        attributions: Attributions with a channel dimension at position 1.
+        reduce: ``"sum"`` (signed sum over channels), ``"abs"`` (sum of absolute values)
+            or ``"max"`` (maximum over channels).
+
+    Returns:
+        Saliency maps of shape ``(N, *spatial)``.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_soundness.masking import reduce_channels
+        >>> a = torch.tensor([[[[1.0, -2.0]], [[3.0, 1.0]]]])   # (1, 2, 1, 2)
+        >>> reduce_channels(a, "sum"), reduce_channels(a, "abs")
+        (tensor([[[ 4., -1.]]]), tensor([[[4., 3.]]]))
+    """
+    check_choice(reduce, "reduce", REDUCTIONS)
+    if reduce == "sum":
+        return attributions.sum(dim=1)
+    if reduce == "abs":
+        return attributions.abs().sum(dim=1)
+    return attributions.amax(dim=1)
+
+
+def rank_positions(saliency: Tensor) -> Tensor:
+    """Ranks the positions of each map, 0 = most salient.
+
+    One stable descending sort per map; ties are broken deterministically in favour of
+    the lower flat position index (row-major order), so a constant map ranks positions
+    in reading order.
+
+    Args:
+        saliency: Maps of shape ``(N, *spatial)``.
+
+    Returns:
+        ``LongTensor`` of shape ``(N, P)`` with ``P = prod(spatial)``: the rank of each
+        flattened position.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_soundness.masking import rank_positions
+        >>> rank_positions(torch.tensor([[0.1, 0.9, 0.1, 0.5]]))
+        tensor([[2, 0, 3, 1]])
+    """
+    flat = saliency.reshape(saliency.shape[0], -1)
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
+    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    positions = torch.arange(flat.shape[1], device=flat.device).expand_as(order)
+    return ranks.scatter_(1, order, positions)
+
+
+def fraction_grid(fractions: int | Sequence[float] | Tensor, name: str = "fractions") -> Tensor:
+    """Normalises ``fractions`` into a 1-D float64 tensor of values in ``(0, 1]``.
+
+    Args:
+        fractions: An int ``n`` for the grid ``(1/n, 2/n, ..., 1)`` (the reference grid
+            for 224x224 images is ``n = 28``), or a non-empty sequence of floats in
+            ``(0, 1]``, used as given.
+        name: Argument name used in error messages.
+
+    Examples::
+
+        >>> from captum_soundness.masking import fraction_grid
+        >>> fraction_grid(4)
+        tensor([0.2500, 0.5000, 0.7500, 1.0000], dtype=torch.float64)
+    """
+    if isinstance(fractions, Integral) and not isinstance(fractions, bool):
+        if fractions < 1:
+            raise ValueError(f"`{name}` as an int must be >= 1, got {fractions}.")
+        return torch.arange(1, int(fractions) + 1, dtype=torch.float64) / int(fractions)
+    if isinstance(fractions, Tensor):
+        if fractions.dim() != 1:
+            raise ValueError(f"`{name}` tensor must be 1-D, got shape {tuple(fractions.shape)}.")
+        values = fractions.detach().to("cpu", torch.float64)
+    elif isinstance(fractions, Sequence) and not isinstance(fractions, (str, bytes)):
+        if not all(isinstance(f, Real) and not isinstance(f, bool) for f in fractions):
+            raise TypeError(f"`{name}` must be an int or a sequence of floats in (0, 1].")
+        values = torch.tensor([float(f) for f in fractions], dtype=torch.float64)
+    else:
+        raise TypeError(
+            f"`{name}` must be an int or a sequence of floats in (0, 1], got "
+            f"{type(fractions).__name__}."
+        )
+    if values.numel() == 0:
+        raise ValueError(f"`{name}` is empty: give at least one fraction in (0, 1].")
+    if not bool(((values > 0) & (values <= 1)).all()):
+        raise ValueError(f"`{name}` must lie in (0, 1], got {values.tolist()}.")
+    return values
+
+
+def fraction_counts(fractions: Tensor, num_positions: int) -> Tensor:
+    """Numbers of kept positions: ``round(fraction * P)`` (half to even), at least 1.
+
+    Args:
+        fractions: Output of :func:`fraction_grid`.
+        num_positions: ``P``, the number of spatial positions.
+
+    Returns:
+        ``LongTensor`` of the same length as ``fractions``.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_soundness.masking import fraction_counts
+        >>> fraction_counts(torch.tensor([0.01, 0.5, 1.0], dtype=torch.float64), 10)
+        tensor([ 1,  5, 10])
+    """
+    counts = torch.round(fractions.to(torch.float64) * num_positions).long()
+    return counts.clamp_(min=1, max=num_positions)
+
+
+def topk_masks(ranks: Tensor, counts: Tensor) -> Tensor:
+    """All top-:math:`k` masks of a grid at once: ``mask[n, f, p] = ranks[n, p] < k_f``.
+
+    Args:
+        ranks: Output of :func:`rank_positions`, shape ``(N, P)``.
+        counts: Numbers of kept positions, shape ``(F,)``.
+
+    Returns:
+        Boolean tensor of shape ``(N, F, P)``.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_soundness.masking import topk_masks
+        >>> topk_masks(torch.tensor([[2, 0, 1]]), torch.tensor([1, 2])).int()
+        tensor([[[0, 1, 0],
+                 [0, 1, 1]]], dtype=torch.int32)
+    """
+    counts = counts.to(ranks.device)
+    return ranks.unsqueeze(1) < counts.view(1, -1, 1)
+
+
+def compose(inputs: Tensor, mask: Tensor, fill: Tensor) -> Tensor:
+    r"""Returns :math:`x \odot m + g \odot (1 - m)`.
+
+    ``mask`` may be boolean (exact selection, no arithmetic on the kept values) or
+    floating (a soft mask in ``[0, 1]``). All three arguments broadcast.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_soundness.masking import compose
+        >>> compose(torch.ones(4), torch.tensor([True, False, True, False]), torch.zeros(4))
+        tensor([1., 0., 1., 0.])
+    """
+    if mask.dtype == torch.bool:
+        return torch.where(mask, inputs, fill)
+    return fill + mask * (inputs - fill)
