@@ -73,7 +73,6 @@ def num_outputs(
     """Runs one example through the model and returns its number of outputs."""
     index = torch.zeros(1, dtype=torch.long, device=inputs.device)
     with torch.no_grad():
-        out = run_forward(
-            forward_func, inputs[:1], expand_additional_forward_args(additional_forward_args, index)
-        )
+        args = expand_additional_forward_args(additional_forward_args, index)
+        out = run_forward(forward_func, inputs[:1], args)
     return check_output(out, 1).shape[1]

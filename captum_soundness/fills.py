@@ -94,6 +94,7 @@ class Fill(ABC):
         Called by every consumer before heavy work; the base implementation accepts any
         input.
         """
+        return None
 
     @abstractmethod
     def _sample(self, inputs: Tensor, n_samples: int, generator: torch.Generator | None) -> Tensor:
