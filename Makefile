@@ -19,7 +19,7 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q -rs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

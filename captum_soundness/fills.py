@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._random import make_generator
-from ._validation import check_choice, check_inputs, check_positive_float
+from ._validation import check_choice, check_inputs, check_positive_float, check_positive_int
 
 __all__ = [
     "BlurFill",
@@ -81,8 +81,11 @@ class Fill(ABC):
             torch.Size([4, 2, 3, 8, 8])
         """
         check_inputs(inputs, "inputs", min_dim=2)
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"`n_samples` must be a positive int, got {n_samples!r}.")
+        n_samples = check_positive_int(n_samples, "n_samples")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"`generator` must be a torch.Generator or None, got {type(generator).__name__}."
+            )
         self.check_compatible(inputs)
         if generator is None and not self.deterministic:
             generator = make_generator(None, inputs.device, "generator")
@@ -145,12 +148,11 @@ class ConstantFill(Fill):
                     f"`{name}`: constant fill of shape {tuple(self.value.shape)} does not "
                     f"broadcast to one example of shape {tuple(inputs.shape[1:])}."
                 ) from None
-            if len(torch.broadcast_shapes(self.value.shape, inputs.shape[1:])) > (
-                inputs.dim() - 1
-            ):
+            if torch.broadcast_shapes(self.value.shape, inputs.shape[1:]) != inputs.shape[1:]:
                 raise ValueError(
-                    f"`{name}`: constant fill of shape {tuple(self.value.shape)} has more "
-                    f"dimensions than one example of shape {tuple(inputs.shape[1:])}."
+                    f"`{name}`: constant fill of shape {tuple(self.value.shape)} does not "
+                    f"broadcast to one example of shape {tuple(inputs.shape[1:])} (it has "
+                    "more dimensions or a larger size)."
                 )
 
     def _sample(self, inputs: Tensor, n_samples: int, generator: torch.Generator | None) -> Tensor:
@@ -268,7 +270,9 @@ class NoiseFill(Fill):
     ) -> None:
         self.kind = check_choice(kind, "kind", ("uniform", "gaussian"))
         for name, v in (("low", low), ("high", high), ("mean", mean)):
-            if isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v):
+            if isinstance(v, bool) or not isinstance(v, Real):
+                raise TypeError(f"`{name}` must be a finite number, got {v!r}.")
+            if not math.isfinite(v):
                 raise ValueError(f"`{name}` must be a finite number, got {v!r}.")
         if not high > low:
             raise ValueError(f"`high` must be greater than `low`, got low={low}, high={high}.")
@@ -276,6 +280,11 @@ class NoiseFill(Fill):
         self.std = check_positive_float(std, "std")
 
     def _sample(self, inputs: Tensor, n_samples: int, generator: torch.Generator | None) -> Tensor:
+        if generator is not None and generator.device.type != inputs.device.type:
+            raise ValueError(
+                f"`generator` lives on {generator.device} but the inputs are on "
+                f"{inputs.device}: NoiseFill needs a generator on the inputs' device."
+            )
         shape = (n_samples, *inputs.shape)
         low_precision = inputs.dtype in (torch.float16, torch.bfloat16)
         dtype = torch.float32 if low_precision else inputs.dtype
