@@ -29,36 +29,11 @@ import time
 from collections.abc import Callable
 
 import torch
+from benchmark_models import MnistCNN, resnet18_random
 from torch import nn
 
 from captum_soundness.attr import SimpleMasking
 from captum_soundness.fills import DatasetFill
-
-
-class MnistCNN(nn.Module):
-    """The PyTorch MNIST example network (two convolutions, two linear layers)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 3),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 3),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(9216, 128), nn.ReLU(), nn.Linear(128, 10)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
-
-
-def _resnet18() -> nn.Module:
-    from torchvision.models import resnet18
-
-    return resnet18(weights=None)
 
 
 def floor_run(
@@ -184,7 +159,7 @@ def main() -> None:
     if not opts.skip_resnet:
         bench(
             "ResNet-18 (random weights)",
-            _resnet18,
+            resnet18_random,
             (3, 224, 224),
             n=2,
             b=4,

@@ -10,6 +10,7 @@ from captum._utils.common import _format_additional_forward_args
 from torch import Tensor
 
 __all__ = [
+    "check_forward_args",
     "check_output",
     "chunk_slices",
     "expand_additional_forward_args",
@@ -41,6 +42,21 @@ def expand_additional_forward_args(
         a.index_select(0, index.to(a.device)) if isinstance(a, Tensor) and a.dim() > 0 else a
         for a in args
     )
+
+
+def check_forward_args(additional_forward_args: Any, n: int) -> tuple[Any, ...] | None:
+    """Formats ``additional_forward_args``; batched tensors must have ``n`` rows."""
+    args = _format_additional_forward_args(additional_forward_args)
+    if args is None:
+        return None
+    for i, arg in enumerate(args):
+        if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] != n:
+            raise ValueError(
+                f"`additional_forward_args`: tensor argument {i} has {arg.shape[0]} rows "
+                f"but the inputs hold {n} examples (tensors with a leading dimension are "
+                "indexed per example)."
+            )
+    return args
 
 
 def run_forward(

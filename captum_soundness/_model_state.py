@@ -9,6 +9,8 @@ backward pass cheaper.
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,15 +36,31 @@ def find_module(forward_func: Callable[..., Any]) -> nn.Module | None:
     return None
 
 
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside this package."""
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package_dir + os.sep
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def warn_if_training(forward_func: Callable[..., Any], method: str) -> None:
-    """Warns when the model behind ``forward_func`` is in training mode."""
+    """Warns when the model behind ``forward_func`` is in training mode.
+
+    The warning points at the user's call (the first frame outside this package).
+    """
     module = find_module(forward_func)
     if module is not None and module.training:
         warnings.warn(
             f"{method}: the model is in training mode (dropout and batch-norm statistics "
             "then change the outputs). Call model.eval() first; the mode is left as it is.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=_user_stacklevel(),
         )
 
 

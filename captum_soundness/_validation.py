@@ -19,6 +19,8 @@ __all__ = [
     "check_choice",
     "check_finite_tensor",
     "check_inputs",
+    "check_label_list",
+    "check_label_range",
     "check_labels",
     "check_max_examples_per_batch",
     "check_nonnegative_float",
@@ -122,23 +124,33 @@ def check_targets(
         )
     if out.shape[0] != n:
         raise ValueError(f"`{name}` has {out.shape[0]} entries but the inputs hold {n} examples.")
-    if num_classes is not None and out.numel() > 0:
-        lo, hi = int(out.min()), int(out.max())
-        if lo < 0 or hi >= num_classes:
-            bad = lo if lo < 0 else hi
-            raise ValueError(
-                f"`{name}` contains label {bad}, outside the model's {num_classes} outputs "
-                f"[0, {num_classes - 1}]."
-            )
+    if num_classes is not None:
+        check_label_range(out, num_classes, name)
     return out
 
 
-def check_labels(labels: Any, num_classes: int, name: str = "labels") -> list[int]:
-    """Checks a label subset: distinct ints in ``[0, num_classes)``, at least two."""
-    if labels is None:
-        return list(range(num_classes))
+def check_label_range(labels: Tensor, num_classes: int, name: str = "target") -> None:
+    """Raises a :class:`ValueError` when a label lies outside ``[0, num_classes)``."""
+    if labels.numel() == 0:
+        return
+    lo, hi = int(labels.min()), int(labels.max())
+    if lo < 0 or hi >= num_classes:
+        bad = lo if lo < 0 else hi
+        raise ValueError(
+            f"`{name}` contains label {bad}, outside the model's {num_classes} outputs "
+            f"[0, {num_classes - 1}]."
+        )
+
+
+def check_label_list(
+    labels: Any, name: str = "labels", *, num_classes: int | None = None, min_count: int = 1
+) -> list[int]:
+    """Checks a list of labels: distinct ints, at least ``min_count``, none negative.
+
+    With ``num_classes`` the labels must also lie in ``[0, num_classes)``.
+    """
     if isinstance(labels, Tensor):
-        if labels.is_floating_point() or labels.dim() != 1:
+        if labels.is_floating_point() or labels.is_complex() or labels.dim() != 1:
             raise TypeError(f"`{name}` must be a 1-D integer tensor or a sequence of ints.")
         labels = labels.tolist()
     if not isinstance(labels, Iterable) or isinstance(labels, (str, bytes)):
@@ -147,18 +159,29 @@ def check_labels(labels: Any, num_classes: int, name: str = "labels") -> list[in
     if not all(isinstance(a, Integral) and not isinstance(a, bool) for a in labels):
         raise TypeError(f"`{name}` must contain ints only.")
     labels = [int(a) for a in labels]
-    if len(labels) < 2:
-        raise ValueError(f"`{name}` must name at least 2 labels, got {len(labels)}.")
+    if not labels:
+        raise ValueError(f"`{name}` is empty: name at least {min_count} label(s).")
+    if len(labels) < min_count:
+        raise ValueError(f"`{name}` must name at least {min_count} labels, got {len(labels)}.")
     if len(set(labels)) != len(labels):
         dupes = sorted({a for a in labels if labels.count(a) > 1})
         raise ValueError(f"`{name}` contains duplicates: {dupes}.")
-    bad = [a for a in labels if a < 0 or a >= num_classes]
-    if bad:
-        raise ValueError(
-            f"`{name}` contains {bad}, outside the model's {num_classes} outputs "
-            f"[0, {num_classes - 1}]."
-        )
+    if num_classes is not None:
+        check_label_range(torch.tensor(labels), num_classes, name)
+    negative = [a for a in labels if a < 0]
+    if negative:
+        raise ValueError(f"`{name}` contains negative labels: {negative}.")
     return labels
+
+
+def check_labels(labels: Any, num_classes: int, name: str = "labels") -> list[int]:
+    """Checks a label subset: distinct ints in ``[0, num_classes)``, at least two.
+
+    ``None`` means every label.
+    """
+    if labels is None:
+        return list(range(num_classes))
+    return check_label_list(labels, name, num_classes=num_classes, min_count=2)
 
 
 def check_positive_int(value: Any, name: str) -> int:

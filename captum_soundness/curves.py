@@ -41,17 +41,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from captum._utils.common import _format_additional_forward_args
 from captum._utils.typing import TargetType
 from torch import Tensor
 
-from ._forward import chunk_slices, expand_additional_forward_args, run_forward
+from ._forward import check_forward_args, chunk_slices, expand_additional_forward_args, run_forward
 from ._model_state import warn_if_training
 from ._random import SeedType, make_generator
 from ._validation import (
     check_choice,
     check_finite_tensor,
     check_inputs,
+    check_label_range,
     check_max_examples_per_batch,
     check_nonnegative_float,
     check_positive_float,
@@ -151,21 +151,6 @@ def check_model_inputs(inputs: Any, name: str = "inputs") -> Tensor:
     inputs = check_inputs(inputs, name)
     check_finite_tensor(inputs, name)
     return inputs.detach()
-
-
-def check_forward_args(additional_forward_args: Any, n: int) -> tuple[Any, ...] | None:
-    """Formats ``additional_forward_args``; batched tensors must have ``n`` rows."""
-    args = _format_additional_forward_args(additional_forward_args)
-    if args is None:
-        return None
-    for i, arg in enumerate(args):
-        if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] != n:
-            raise ValueError(
-                f"`additional_forward_args`: tensor argument {i} has {arg.shape[0]} rows "
-                f"but the inputs hold {n} examples (tensors with a leading dimension are "
-                "indexed per example)."
-            )
-    return args
 
 
 def saliency_maps(
@@ -303,19 +288,6 @@ def class_outputs(
             parts.append(_check_scores(out, chunk.stop - chunk.start, apply_softmax))
     out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
     return out.to(inputs.device)
-
-
-def check_target_range(target: Tensor, num_classes: int, name: str = "target") -> None:
-    """Raises a :class:`ValueError` when a label lies outside ``[0, num_classes)``."""
-    if target.numel() == 0:
-        return
-    lo, hi = int(target.min()), int(target.max())
-    if lo < 0 or hi >= num_classes:
-        bad = lo if lo < 0 else hi
-        raise ValueError(
-            f"`{name}` contains label {bad}, outside the model's {num_classes} outputs "
-            f"[0, {num_classes - 1}]."
-        )
 
 
 # ---- the batched engine ----------------------------------------------------------------
@@ -493,7 +465,7 @@ def batched_curves(
             out = run_forward(forward_func, masked, expand_additional_forward_args(args, image))
             out = _check_scores(out, masked.shape[0], config.apply_softmax)
             if result is None:
-                check_target_range(target, out.shape[1])
+                check_label_range(target, out.shape[1])
             probs = to_probabilities(out, config.apply_softmax)
             picked = probs.gather(1, target[job].to(probs.device).unsqueeze(1)).squeeze(1)
             if result is None:

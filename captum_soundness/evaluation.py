@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._forward import chunk_slices, expand_additional_forward_args
+from ._forward import check_forward_args, chunk_slices, expand_additional_forward_args
 from ._model_state import warn_if_training
 from ._random import SeedType
 from ._validation import check_choice, check_labels, check_positive_int
@@ -35,7 +35,6 @@ from .curves import (
     CurveJobs,
     batched_curves,
     check_curve_config,
-    check_forward_args,
     check_metric_constants,
     check_model_inputs,
     class_outputs,

@@ -21,12 +21,13 @@ Examples::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from numbers import Integral
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from ._validation import check_label_list
 
 __all__ = ["PAPER_IMAGENET_LABELS", "PAPER_IMAGENET_LABEL_NAMES", "LabelSubset", "restrict_labels"]
 
@@ -44,29 +45,6 @@ PAPER_IMAGENET_LABEL_NAMES: tuple[str, ...] = (
     "screen",
     "television",
 )
-
-
-def _check_label_list(labels: Any, name: str = "labels") -> list[int]:
-    """Distinct non-negative ints, at least one (the upper bound is checked at run time)."""
-    if isinstance(labels, Tensor):
-        if labels.is_floating_point() or labels.is_complex() or labels.dim() != 1:
-            raise TypeError(f"`{name}` must be a 1-D integer tensor or a sequence of ints.")
-        labels = labels.tolist()
-    if not isinstance(labels, Iterable) or isinstance(labels, (str, bytes)):
-        raise TypeError(f"`{name}` must be a sequence of ints, got {type(labels).__name__}.")
-    labels = list(labels)
-    if not all(isinstance(a, Integral) and not isinstance(a, bool) for a in labels):
-        raise TypeError(f"`{name}` must contain ints only.")
-    labels = [int(a) for a in labels]
-    if not labels:
-        raise ValueError(f"`{name}` is empty: name at least one label.")
-    if len(set(labels)) != len(labels):
-        dupes = sorted({a for a in labels if labels.count(a) > 1})
-        raise ValueError(f"`{name}` contains duplicates: {dupes}.")
-    negative = [a for a in labels if a < 0]
-    if negative:
-        raise ValueError(f"`{name}` contains negative labels: {negative}.")
-    return labels
 
 
 class LabelSubset(nn.Module):
@@ -88,7 +66,7 @@ class LabelSubset(nn.Module):
         super().__init__()
         if not callable(forward_func):
             raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
-        self.labels: tuple[int, ...] = tuple(_check_label_list(labels))
+        self.labels: tuple[int, ...] = tuple(check_label_list(labels))
         if isinstance(forward_func, nn.Module):
             self.model = forward_func
             # Mirror the wrapped model's mode (without touching it): a wrapper of a model in

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from toy_models import TARGET, A, RowSums, X, sigmoid
 
 from captum_soundness.fills import NoiseFill
 from captum_soundness.metrics import (
@@ -14,29 +15,6 @@ from captum_soundness.metrics import (
     soundness,
     soundness_from_scores,
 )
-
-
-def sigmoid(t: float) -> float:
-    return 1.0 / (1.0 + math.exp(-t))
-
-
-class RowSums(nn.Module):
-    """z0 = top row sum, z1 = bottom row sum of a 1x2x2 input (float64)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 2, bias=False).double()
-        with torch.no_grad():
-            self.linear.weight.copy_(torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]))
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x.flatten(1))
-
-
-X = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[2.0, -1.0], [0.0, 1.0]]]], dtype=torch.float64)
-A = torch.tensor([[[[0.4, 0.1], [0.3, 0.2]]], [[[0.0, 0.0], [1.0, 0.0]]]], dtype=torch.float64)
-TARGET = [0, 1]
 
 
 def test_hand_computed_completeness_and_soundness():

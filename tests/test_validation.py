@@ -153,3 +153,13 @@ def test_make_generator_does_not_touch_global_rng():
     assert make_generator(g, "cpu") is g
     with pytest.raises(TypeError, match="seed"):
         make_generator("1", "cpu")
+
+
+def test_training_mode_warning_points_at_the_callers_line():
+    from captum_soundness.metrics import insertion_curve
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2)).train()
+    x = torch.rand(2, 1, 2, 2)
+    with pytest.warns(UserWarning, match="training mode") as record:
+        insertion_curve(model, x, torch.rand(2, 1, 2, 2), target=0, fractions=2)
+    assert record[0].filename == __file__

@@ -9,13 +9,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from captum._utils.common import _format_additional_forward_args
 from captum._utils.typing import TargetType
 from captum.attr import Attribution
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from .._forward import (
+    check_forward_args,
     check_output,
     chunk_slices,
     expand_additional_forward_args,
@@ -239,7 +239,7 @@ class SimpleMasking(Attribution):
             raise TypeError(f"`show_progress` must be a bool, got {show_progress!r}.")
         max_examples_per_batch = check_max_examples_per_batch(max_examples_per_batch)
         generator = make_generator(seed, inputs.device, "seed")
-        args = _check_forward_args(additional_forward_args, n)
+        args = check_forward_args(additional_forward_args, n)
         check_targets(target, n, allow_none=True)  # kind and length, before any forward
         warn_if_training(self.forward_func, "SimpleMasking")
 
@@ -429,21 +429,6 @@ class _Config:
     tv: float
     objective: str
     scale: float
-
-
-def _check_forward_args(additional_forward_args: Any, n: int) -> tuple[Any, ...] | None:
-    """Formats ``additional_forward_args``; batched tensors must have ``n`` rows."""
-    args = _format_additional_forward_args(additional_forward_args)
-    if args is None:
-        return None
-    for i, arg in enumerate(args):
-        if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] != n:
-            raise ValueError(
-                f"`additional_forward_args`: tensor argument {i} has {arg.shape[0]} rows "
-                f"but the inputs hold {n} examples (tensors with a leading dimension are "
-                "indexed per example)."
-            )
-    return args
 
 
 def _check_num_classes(num_classes: int) -> None:
