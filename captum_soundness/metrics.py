@@ -49,6 +49,7 @@ from typing import Any
 from captum._utils.typing import TargetType
 from torch import Tensor
 
+from .axioms import ig_completeness_error
 from .curves import (
     check_metric_constants,
     completeness_from_scores,
@@ -80,6 +81,7 @@ __all__ = [
     "completeness_from_scores",
     "deletion_curve",
     "evaluate_all_labels",
+    "ig_completeness_error",
     "insertion_curve",
     "restrict_labels",
     "soundness",

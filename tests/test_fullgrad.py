@@ -1,0 +1,116 @@
+"""Tests for FullGrad."""
+
+import pytest
+import torch
+from torch import nn
+
+from captum_soundness.attr import FullGrad
+
+
+def _net() -> nn.Module:
+    """Piecewise-linear CNN with biases everywhere and an eval-mode batch-norm (float64)."""
+    g = torch.Generator().manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 5),
+    ).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+        bn = net[1]
+        bn.running_mean.copy_(torch.randn(4, generator=g, dtype=torch.float64))
+        bn.running_var.copy_(torch.rand(4, generator=g, dtype=torch.float64) + 0.5)
+    return net.eval()
+
+
+def _x() -> torch.Tensor:
+    return torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+def test_completeness_of_raw_decomposition():
+    net, x = _net(), _x()
+    parts = FullGrad(net).decompose(x, target=[0, 3, 4])
+    with torch.no_grad():
+        logits = net(x)[torch.arange(3), torch.tensor([0, 3, 4])]
+    assert torch.allclose(parts.output, logits)
+    assert torch.allclose(parts.total(), logits, atol=1e-10)
+    assert set(parts.bias_terms) == {"0", "1", "4", "7"}
+    assert parts.input_term.shape == x.shape
+    assert parts.bias_terms["1"].shape == (3, 4, 8, 8)
+    # Without the bias terms the decomposition is incomplete (the check can fail).
+    assert not torch.allclose(parts.input_term.flatten(1).sum(1), logits, atol=1e-3)
+
+
+def test_map_matches_reference_formula_without_biases():
+    net = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1, bias=False),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(192, 4, bias=False),
+    ).double()
+    net.eval()
+    x = _x().requires_grad_(True)
+    score = net(x)[:, 2].sum()
+    (grad,) = torch.autograd.grad(score, x)
+    term = (grad * x).abs().detach()
+    flat = term.flatten(1)
+    lo, hi = flat.min(1).values.view(-1, 1, 1, 1), flat.max(1).values.view(-1, 1, 1, 1)
+    want = ((term - lo) / (hi - lo)).sum(1, keepdim=True).expand(-1, 2, -1, -1)
+    got = FullGrad(net).attribute(x.detach(), target=2)
+    assert got.shape == x.shape
+    assert torch.allclose(got, want)
+
+
+def test_aggregations_differ_and_default_is_absolute():
+    net, x = _net(), _x()
+    fg = FullGrad(net)
+    default = fg.attribute(x, target=1)
+    absolute = fg.attribute(x, target=1, aggregation="absolute")
+    signed = fg.attribute(x, target=1, aggregation="signed")
+    positive = fg.attribute(x, target=1, aggregation="positive")
+    assert torch.equal(default, absolute)
+    assert not torch.allclose(signed, absolute)
+    assert not torch.allclose(signed, positive)
+    # Each term is rescaled to [0, 1]: the map lies in [0, number of terms].
+    assert bool((absolute >= 0).all())
+    assert float(absolute.max()) <= 1 + 3 + 1e-9  # input term + 3 spatial bias layers
+
+
+def test_model_left_as_found_and_hooks_removed():
+    net, x = _net(), _x()
+    net[0].weight.requires_grad_(False)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    fg = FullGrad(net)
+    fg.attribute(x, target=0)
+    with pytest.raises(ValueError, match="target"):  # raised inside the hooked pass
+        fg.decompose(x, target=torch.tensor([0, 1, 9]))
+    assert all(not m._forward_hooks for m in net.modules())
+    assert not net[0].weight.requires_grad
+    assert net[4].weight.requires_grad
+    assert all(p.grad is None for p in net.parameters())
+    assert not net.training
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_default_target_is_prediction():
+    net, x = _net(), _x()
+    fg = FullGrad(net)
+    pred = net(x).argmax(1)
+    assert torch.equal(fg.attribute(x), fg.attribute(x, target=pred))
+
+
+def test_bad_arguments():
+    net, x = _net(), _x()
+    with pytest.raises(TypeError, match="forward_func"):
+        FullGrad(lambda t: net(t))
+    with pytest.raises(ValueError, match="aggregation"):
+        FullGrad(net).attribute(x, target=0, aggregation="abs")
+    with pytest.raises(ValueError, match="target"):
+        FullGrad(net).attribute(x, target=[0, 1])

@@ -1,0 +1,121 @@
+"""Tests for LayerGradCamPlusPlus."""
+
+import pytest
+import torch
+from captum.attr import LayerAttribution
+from torch import nn
+
+from captum_soundness.attr import LayerGradCamPlusPlus
+
+
+class Tiny(nn.Module):
+    """conv (2 channels, 3x3 maps) -> feat (identity) -> linear head; float64."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(1, 2, 2).double()
+        self.feat = nn.Identity()
+        self.head = nn.Linear(2 * 3 * 3, 3).double()
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(2, 1, 2, 2, generator=g, dtype=torch.float64))
+            self.conv.bias.copy_(torch.tensor([0.5, -0.2], dtype=torch.float64))
+            w = torch.randn(3, 18, generator=g, dtype=torch.float64)
+            w[0, 4] = 0.0  # a zero gradient: zero GradCAM++ denominator
+            self.head.weight.copy_(w)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.feat(self.conv(x)).flatten(1))
+
+
+def _x() -> torch.Tensor:
+    return torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+def _hand(model: Tiny, x: torch.Tensor, label: int, agg: str, relu: bool) -> torch.Tensor:
+    """GradCAM++ by explicit loops: the gradient of a linear head is its weight row."""
+    with torch.no_grad():
+        acts = model.conv(x)
+    g = model.head.weight[label].detach().view(2, 3, 3)
+    out = torch.zeros(x.shape[0], 1, 3, 3, dtype=torch.float64)
+    for n in range(x.shape[0]):
+        for i in range(3):
+            for j in range(3):
+                total = 0.0
+                for k in range(2):
+                    a_sum = float(acts[n, k].sum())
+                    w_k = 0.0
+                    for a in range(3):
+                        for b in range(3):
+                            gv = float(g[k, a, b])
+                            den = 2 * gv**2 + a_sum * gv**3
+                            alpha = gv**2 / den if den != 0 else 0.0
+                            psi = {"signed": gv, "positive": max(gv, 0.0), "absolute": abs(gv)}
+                            w_k += alpha * psi[agg]
+                    total += w_k * float(acts[n, k, i, j])
+                out[n, 0, i, j] = max(total, 0.0) if relu else total
+    return out
+
+
+@pytest.mark.parametrize("agg", ["signed", "positive", "absolute"])
+@pytest.mark.parametrize("relu", [True, False])
+def test_matches_hand_computation(agg, relu):
+    model, x = Tiny(), _x()
+    cam = LayerGradCamPlusPlus(model, model.feat)
+    got = cam.attribute(x, target=[0, 2], aggregation=agg, relu_attributions=relu)
+    want = torch.cat([_hand(model, x[:1], 0, agg, relu), _hand(model, x[1:], 2, agg, relu)], dim=0)
+    assert got.shape == (2, 1, 3, 3)
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_signed_and_positive_differ_with_mixed_gradients():
+    model, x = Tiny(), _x()
+    g = model.head.weight[1]
+    assert bool((g > 0).any()) and bool((g < 0).any())
+    cam = LayerGradCamPlusPlus(model, model.feat)
+    signed = cam.attribute(x, target=1, aggregation="signed", relu_attributions=False)
+    positive = cam.attribute(x, target=1, aggregation="positive", relu_attributions=False)
+    assert not torch.allclose(signed, positive)
+    # Default = the published method (positive aggregation, ReLU).
+    default = cam.attribute(x, target=1)
+    assert torch.equal(default, torch.relu(positive))
+    assert bool((default >= 0).all())
+
+
+def test_default_target_is_prediction_and_upsampling():
+    model, x = Tiny(), _x()
+    cam = LayerGradCamPlusPlus(model, model.feat)
+    pred = model(x).argmax(dim=1)
+    assert torch.equal(cam.attribute(x), cam.attribute(x, target=pred))
+    up = LayerAttribution.interpolate(cam.attribute(x), (4, 4))
+    assert up.shape == (2, 1, 4, 4)
+
+
+def test_layer_input_and_model_left_as_found():
+    model, x = Tiny(), _x()
+    model.conv.weight.requires_grad_(False)
+    model.train()
+    cam = LayerGradCamPlusPlus(model, model.feat)
+    with pytest.warns(UserWarning, match="training mode"):
+        a = cam.attribute(x, target=0, attribute_to_layer_input=True)
+    assert a.shape == (2, 1, 3, 3)
+    assert model.training
+    assert not model.conv.weight.requires_grad
+    assert model.head.weight.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_bad_arguments():
+    model, x = Tiny(), _x()
+    cam = LayerGradCamPlusPlus(model, model.feat)
+    with pytest.raises(ValueError, match="aggregation"):
+        cam.attribute(x, target=0, aggregation="relu")
+    with pytest.raises(TypeError, match="relu_attributions"):
+        cam.attribute(x, target=0, relu_attributions="yes")
+    with pytest.raises(TypeError, match="layer"):
+        LayerGradCamPlusPlus(model, "feat")
+    with pytest.raises(ValueError, match="target"):
+        cam.attribute(x, target=[0, 1, 2])
