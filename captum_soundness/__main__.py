@@ -1,0 +1,6 @@
+"""``python -m captum_soundness``: the command line (see :mod:`captum_soundness.cli`)."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())
