@@ -333,9 +333,14 @@ def evaluate_all_labels(
         labels: ``None`` (every output label) or distinct label ids (at least 2).
         additional_forward_args: Extra arguments for ``forward_func``; tensors with a
             leading dimension are indexed per example.
-        fill, fractions, n_fill_samples, apply_softmax, reduce, max_examples_per_batch,
-            seed: As in :func:`~captum_soundness.metrics.insertion_curve` (the same fill
+        fill: As in :func:`~captum_soundness.metrics.insertion_curve` (the same fill
             draws of an image serve all its labels and fractions).
+        fractions: As in :func:`~captum_soundness.metrics.insertion_curve`.
+        n_fill_samples: As in :func:`~captum_soundness.metrics.insertion_curve`.
+        apply_softmax: As in :func:`~captum_soundness.metrics.insertion_curve`.
+        reduce: As in :func:`~captum_soundness.metrics.insertion_curve`.
+        max_examples_per_batch: As in :func:`~captum_soundness.metrics.insertion_curve`.
+        seed: As in :func:`~captum_soundness.metrics.insertion_curve`.
         epsilon: :math:`\varepsilon \ge 0` of completeness (reference 0.1).
         alpha: :math:`\alpha > 0` of completeness (reference 1).
         beta: :math:`0 \le \beta \le 1` of soundness (reference 0.1).
