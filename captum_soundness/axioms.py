@@ -30,9 +30,14 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
-from ._forward import check_forward_args, run_forward
+from ._forward import check_forward_args, run_forward, target_scores
 from ._model_state import preserved_model
-from ._validation import check_inputs, check_nonnegative_float, check_positive_int, check_targets
+from ._validation import (
+    check_inputs,
+    check_nonnegative_float,
+    check_positive_int,
+    check_targets,
+)
 
 __all__ = ["ig_completeness_error", "ig_completeness_passes", "ig_steps_for_tolerance"]
 
@@ -69,27 +74,12 @@ def _scores(
     forward_func: Callable[..., Any], x: Tensor, target: Tensor | None, args: Any
 ) -> Tensor:
     out = run_forward(forward_func, x, args)
-    n = x.shape[0]
-    if out.dim() == 1 and out.shape[0] == n:
-        out = out.unsqueeze(1)
-    if out.dim() != 2 or out.shape[0] != n:
+    if target is None and out.dim() == 2 and out.shape[1] != 1:
         raise ValueError(
-            f"`forward_func` must return (N,) or (N, num_outputs) scores, got shape "
-            f"{tuple(out.shape)} for {n} inputs."
+            f"`target` is required: `forward_func` returns {out.shape[1]} outputs per "
+            "example; give the label that the attributions explain."
         )
-    if target is None:
-        if out.shape[1] != 1:
-            raise ValueError(
-                f"`target` is required: `forward_func` returns {out.shape[1]} outputs per "
-                "example; give the label that the attributions explain."
-            )
-        return out[:, 0]
-    if int(target.max()) >= out.shape[1]:
-        raise ValueError(
-            f"`target` contains label {int(target.max())}, outside the model's "
-            f"{out.shape[1]} outputs."
-        )
-    return out.gather(1, target.view(-1, 1)).squeeze(1)
+    return target_scores(out, target, x.shape[0])[0]
 
 
 def ig_completeness_error(

@@ -102,9 +102,18 @@ def _to_maps(attributions: Any, inputs: Tensor, reduce: str, what: str) -> Tenso
     attr = attributions.detach()
     if not attr.is_floating_point():
         attr = attr.double()
-    if attr.dim() == inputs.dim() and attr.shape[1] in (inputs.shape[1], 1):
-        return reduce_channels(attr, reduce)
+    if attr.dim() == inputs.dim() and attr.shape[1] == inputs.shape[1]:
+        return reduce_channels(attr, reduce)  # input-shaped: reduced over channels
+    if attr.dim() == inputs.dim() and attr.shape[1] == 1:
+        return attr[:, 0]  # one map broadcast over channels: used as it is
     return attr
+
+
+def _rows(attributions: Any) -> int:
+    """Number of rows of attributions given as a tensor or a one-tensor tuple (Captum)."""
+    if isinstance(attributions, (tuple, list)) and len(attributions) == 1:
+        attributions = attributions[0]
+    return len(attributions)
 
 
 def _first_explain(
@@ -288,16 +297,20 @@ def _execution_order(model: nn.Module, inputs: Tensor) -> tuple[dict[str, int], 
     return order, out
 
 
-def _layer_position(name: str, order: dict[str, int]) -> int:
-    """Forward position of a layer: the last first-call among its submodules."""
+def _layer_position(name: str, order: dict[str, int], recurse: bool = True) -> int:
+    """Forward position of a layer: the last first-call among its submodules (``recurse``)
+    or the first call of the module itself (its own parameters only)."""
+    if not recurse:
+        return order.get(name, -1)
     prefix = name + "." if name else ""
     hits = [i for n, i in order.items() if n == name or n.startswith(prefix)]
     return max(hits) if hits else -1
 
 
 @torch.no_grad()
-def _randomize(module: nn.Module, generator: torch.Generator) -> None:
-    """Seeded re-initialisation of every parameter of ``module`` (recursively).
+def _randomize(module: nn.Module, generator: torch.Generator, recurse: bool = True) -> None:
+    """Seeded re-initialisation of the parameters of ``module``: all of them (``recurse``,
+    a block given by name) or only its own (a layer found automatically).
 
     Weights with two or more dimensions (convolutions, linear layers) and the biases of
     their modules: :math:`U(-1/\\sqrt{\\text{fan\\_in}}, 1/\\sqrt{\\text{fan\\_in}})`, the
@@ -305,7 +318,7 @@ def _randomize(module: nn.Module, generator: torch.Generator) -> None:
     (e.g. normalisation scales and shifts, which ``reset_parameters`` sets to constants):
     standard normal.
     """
-    for sub in module.modules():
+    for sub in module.modules() if recurse else [module]:
         own = dict(sub.named_parameters(recurse=False))
         weight = own.get("weight")
         fan_in = weight[0].numel() if weight is not None and weight.dim() >= 2 else None
@@ -359,8 +372,11 @@ def model_randomization(
     needs scikit-image) or ``"pearson"``. A method whose similarities stay near 1 does
     not depend on the randomised parameters.
 
-    **Re-initialisation.** Every parameter of a randomised layer (recursively, so a block
-    may be given as one layer) is drawn from a :class:`torch.Generator` seeded from
+    **Re-initialisation.** With ``layers=None`` the randomised layers are the modules
+    with parameters of their own, and only those parameters are re-initialised (a module
+    such as :class:`torch.nn.MultiheadAttention` and its child ``out_proj`` are two
+    layers). Layers given in ``layers`` are randomised as blocks: every parameter below
+    them. Each parameter is drawn from a :class:`torch.Generator` seeded from
     ``seed`` and the layer's position in the model (so a layer gets the same random values
     in both modes); the global RNG is neither read nor advanced. Weights with two or more
     dimensions and the biases of their modules are drawn from
@@ -426,6 +442,10 @@ def model_randomization(
     if not isinstance(return_maps, bool):
         raise TypeError(f"`return_maps` must be a bool, got {return_maps!r}.")
     names = _resolve_layers(model, layers)
+    # Layers found automatically are the modules with parameters of their own: only those
+    # are randomised (a module such as nn.MultiheadAttention, or a model with a parameter
+    # of its own, also has children in the list). Named layers are randomised as blocks.
+    recurse = layers is not None
     targets = check_targets(target, n, device=inputs.device, allow_none=True)
     base = make_generator(seed, "cpu", "seed")
     warn_if_training(model, "model_randomization")
@@ -448,7 +468,7 @@ def model_randomization(
     layer_seeds = dict(
         zip(registered, torch.randint(0, 2**62, (len(registered),), generator=base).tolist())
     )
-    names = sorted(names, key=lambda nm: -_layer_position(nm, order))
+    names = sorted(names, key=lambda nm: -_layer_position(nm, order, recurse))
 
     what = "The attributions of `explain_factory(model)`"
     original = _first_explain(explain_factory(work), inputs, targets, reduce, what)
@@ -460,8 +480,8 @@ def model_randomization(
         module = modules[name]
         saved = None
         if mode == "independent":
-            saved = [p.detach().clone() for p in module.parameters()]
-        _randomize(module, torch.Generator().manual_seed(int(layer_seeds[name])))
+            saved = [p.detach().clone() for p in module.parameters(recurse=recurse)]
+        _randomize(module, torch.Generator().manual_seed(int(layer_seeds[name])), recurse)
         try:
             explain = explain_factory(work)
             maps = _first_explain(
@@ -474,7 +494,7 @@ def model_randomization(
         finally:
             if saved is not None:
                 with torch.no_grad():
-                    for p, v in zip(module.parameters(), saved):
+                    for p, v in zip(module.parameters(recurse=recurse), saved):
                         p.copy_(v)
         if maps.shape != original.shape:
             raise ValueError(
@@ -991,7 +1011,7 @@ def fill_sensitivity(
                 what = f"The attributions of `explain_funcs[{m!r}]`"
                 all_maps = torch.cat(
                     [
-                        _to_maps(a, inputs[:1].expand(len(a), *inputs.shape[1:]), reduce, what)
+                        _to_maps(a, inputs[:1].expand(_rows(a), *inputs.shape[1:]), reduce, what)
                         for a in rec.calls
                     ]
                 )

@@ -100,8 +100,10 @@ def normalize_maps(maps: Tensor) -> Tensor:
         >>> normalize_maps(torch.tensor([[-2.0, 1.0, 0.0]]))
         tensor([[1.0000, 0.5000, 0.0000]])
     """
-    if not isinstance(maps, Tensor) or maps.dim() < 2:
-        raise TypeError("`maps` must be a tensor of shape (N, *spatial).")
+    if not isinstance(maps, Tensor):
+        raise TypeError(f"`maps` must be a torch.Tensor, got {type(maps).__name__}.")
+    if maps.dim() < 2:
+        raise ValueError(f"`maps` must have shape (N, *spatial), got shape {tuple(maps.shape)}.")
     flat = _flat(maps).abs()
     lo = flat.amin(dim=1, keepdim=True)
     span = flat.amax(dim=1, keepdim=True) - lo

@@ -16,8 +16,12 @@ from captum_soundness.axioms import (
 
 
 def _model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 3)).double()
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 3)).double()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+    return net
 
 
 def _x() -> torch.Tensor:
@@ -112,6 +116,8 @@ def test_bad_inputs():
         ig_completeness_error(model, x, attr, torch.zeros(3, 1, 4, 4), target=0)
     with pytest.raises(ValueError, match="`target`"):
         ig_completeness_error(model, x, attr, target=7)
+    with pytest.raises(ValueError, match="`target`"):
+        ig_completeness_error(model, x, attr, target=-1)
     with pytest.raises(TypeError, match="`forward_func`"):
         ig_completeness_error("model", x, attr, target=0)
     with pytest.raises(ValueError, match="`tolerance`"):

@@ -114,3 +114,43 @@ def test_bad_arguments():
         FullGrad(net).attribute(x, target=0, aggregation="abs")
     with pytest.raises(ValueError, match="target"):
         FullGrad(net).attribute(x, target=[0, 1])
+
+
+def test_map_matches_hand_computation_with_bias_terms():
+    """The map with bias terms: per-term abs, min-max, channel sum, bilinear upsampling."""
+    net, x = _net(), _x()
+    target = torch.tensor([2, 0, 4])
+    xg = x.clone().requires_grad_(True)
+    z0 = net[0](xg)
+    z1 = net[1](z0)
+    z4 = net[4](net[3](net[2](z1.clone())))
+    out = net[7](net[6](net[5](z4)))
+    score = out.gather(1, target.view(-1, 1)).sum()
+    g_x, g0, g1, g4 = torch.autograd.grad(score, [xg, z0, z1, z4])
+    bn = net[1]
+    bn_bias = bn.bias - bn.running_mean * bn.weight / torch.sqrt(bn.running_var + bn.eps)
+
+    def rescaled(t: torch.Tensor) -> torch.Tensor:
+        t = t.abs().detach()
+        flat = t.flatten(1)
+        lo = flat.min(1).values.view(-1, 1, 1, 1)
+        hi = flat.max(1).values.view(-1, 1, 1, 1)
+        return ((t - lo) / (hi - lo)).sum(1, keepdim=True)
+
+    want = rescaled(g_x * x)
+    want = want + rescaled(g0 * net[0].bias.view(1, -1, 1, 1))
+    want = want + rescaled(g1 * bn_bias.view(1, -1, 1, 1))
+    small = rescaled(g4 * net[4].bias.view(1, -1, 1, 1))  # 4x4 -> 8x8
+    want = want + torch.nn.functional.interpolate(
+        small, size=(8, 8), mode="bilinear", align_corners=True
+    )
+    got = FullGrad(net).attribute(x, target=target)
+    assert torch.allclose(got, want.expand_as(x), atol=1e-10)
+
+
+def test_labels_out_of_range_raise_value_error():
+    net, x = _net(), _x()
+    with pytest.raises(ValueError, match="target"):
+        FullGrad(net).attribute(x, target=-1)
+    with pytest.raises(ValueError, match="target"):
+        FullGrad(net).attribute(x, target=5)

@@ -119,3 +119,44 @@ def test_bad_arguments():
         LayerGradCamPlusPlus(model, "feat")
     with pytest.raises(ValueError, match="target"):
         cam.attribute(x, target=[0, 1, 2])
+
+
+def test_layer_input_differs_from_layer_output():
+    """With a ReLU as the layer, its input (conv output) and output differ."""
+    g = torch.Generator().manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(18, 3)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    model.eval()
+    x = _x()
+    cam = LayerGradCamPlusPlus(model, model[1])
+    a_in = cam.attribute(x, target=1, relu_attributions=False, attribute_to_layer_input=True)
+    a_out = cam.attribute(x, target=1, relu_attributions=False)
+    # Reference: the conv output and its gradient (the ReLU's input), by autograd.
+    acts = model[0](x).detach().requires_grad_(True)
+    score = model[3](model[2](model[1](acts)))[:, 1].sum()
+    (grads,) = torch.autograd.grad(score, acts)
+    g2, g3 = grads**2, grads**3
+    den = 2 * g2 + acts.detach().sum((2, 3), keepdim=True) * g3
+    alpha = torch.where(den != 0, g2 / torch.where(den != 0, den, 1), 0)
+    w = (alpha * torch.relu(grads)).sum((2, 3), keepdim=True)
+    want = (w * acts.detach()).sum(1, keepdim=True)
+    assert torch.allclose(a_in, want, atol=1e-12)
+    assert not torch.allclose(a_in, a_out)
+
+
+def test_layer_outside_model_and_labels_out_of_range():
+    model, x = Tiny(), _x()
+    with pytest.raises(ValueError, match="`layer`"):
+        LayerGradCamPlusPlus(model, nn.Conv2d(1, 2, 2))
+    cam = LayerGradCamPlusPlus(model, model.feat)
+    with pytest.raises(ValueError, match="target"):
+        cam.attribute(x, target=3)
+    with pytest.raises(ValueError, match="target"):
+        cam.attribute(x, target=[0, -1])
+    # A plain function: the layer is checked when the forward pass does not call it.
+    other = Tiny()
+    cam = LayerGradCamPlusPlus(lambda t: other(t), model.feat)
+    with pytest.raises(ValueError, match="not called"):
+        cam.attribute(x, target=0)

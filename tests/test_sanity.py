@@ -255,3 +255,64 @@ def test_fill_sensitivity_bad_arguments():
         fill_sensitivity({}, model, x, {"zero": 0.0})
     with pytest.raises(TypeError, match="fills"):
         fill_sensitivity(funcs, model, x, {"bad": "black"})
+
+
+def test_automatic_layers_randomise_only_their_own_parameters():
+    """A model with a parameter of its own: randomising it must not touch its children."""
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = _model()
+            self.temperature = nn.Parameter(torch.tensor(2.0))
+
+        def forward(self, x):
+            return self.body(x) * self.temperature
+
+    model, x = Scaled().eval(), _x()
+    result = model_randomization(
+        _saliency, model, x, mode="independent", similarity=("spearman_abs",), seed=0
+    )
+    assert "" in result.layers
+    # Only the output scale changes: |saliency| keeps its ranks exactly.
+    assert torch.allclose(
+        result.similarity["spearman_abs"][""], torch.ones(3, dtype=torch.float64)
+    )
+    # The layers below still change the maps.
+    assert float(result.similarity["spearman_abs"]["body.0"].max()) < 0.99
+    # Named as a block, the whole model is randomised.
+    block = model_randomization(
+        _saliency, model, x, layers=[""], similarity=("spearman_abs",), seed=0
+    )
+    assert float(block.similarity["spearman_abs"][""].max()) < 0.99
+
+
+def test_fill_sensitivity_accepts_tuple_attributions_and_matches_scipy():
+    from scipy import stats as scipy_stats  # installed with scikit-image (test extra)
+
+    model, x = _model(), _x(3)
+
+    def as_tuple(inputs, target):
+        return (Saliency(model).attribute(inputs, target=target),)
+
+    def blurred(inputs, target, fill=None):
+        base = InputXGradient(model).attribute(inputs, target=target)
+        return base if fill is None else base + 0.5 * torch.sin(3 * inputs)
+
+    report = fill_sensitivity(
+        {"sal": as_tuple, "ixg": InputXGradient(model).attribute, "dep": blurred},
+        model,
+        x,
+        {"zero": 0.0, "mean": MeanFill(), "blur": BlurFill(1.0)},
+        labels=[0, 2],
+        evaluation="all_labels",
+        fractions=4,
+    )
+    names = list(report.fills)
+    scores = report.method_scores.numpy()
+    for i in range(len(names)):
+        for j in range(len(names)):
+            tau = scipy_stats.kendalltau(scores[i], scores[j]).statistic
+            rho = scipy_stats.spearmanr(scores[i], scores[j]).statistic
+            assert abs(float(report.ranking_kendall[i, j]) - tau) < 1e-9
+            assert abs(float(report.ranking_spearman[i, j]) - rho) < 1e-9

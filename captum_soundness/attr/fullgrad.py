@@ -12,10 +12,10 @@ from captum._utils.typing import TargetType
 from captum.attr._utils.attribution import GradientAttribution
 from torch import Tensor, nn
 
-from .._forward import check_forward_args, run_forward
+from .._forward import check_forward_args, run_forward, target_scores
 from .._model_state import find_module, preserved_model, warn_if_training
-from .._validation import check_choice, check_inputs
-from .gradcam_plus_plus import AGGREGATIONS, aggregate, resolve_targets
+from .._validation import check_choice, check_inputs, check_targets
+from .gradcam_plus_plus import AGGREGATIONS, aggregate
 
 __all__ = ["FullGrad", "FullGradDecomposition"]
 
@@ -100,7 +100,10 @@ class FullGrad(GradientAttribution):
     upsampled (linear/bilinear/trilinear, ``align_corners=True``) to the input's size, as
     in the reference implementation. Layers with biases are convolutions, linear layers
     and batch-norm layers (effective bias
-    :math:`\beta - \mu \gamma / \sqrt{\sigma^2 + \epsilon}` from the running statistics);
+    :math:`\beta - \mu \gamma / \sqrt{\sigma^2 + \epsilon}` from the running statistics;
+    batch-norm without running statistics normalises with batch statistics, is not
+    piecewise linear in its input, and enters with its plain shift :math:`\beta`, so
+    :meth:`decompose` is then not exact);
     only layers whose output has spatial dimensions (convolutions and batch-norm on
     feature maps) enter the map; the bias terms of layers without spatial output (e.g.
     the final linear layer) are part of :meth:`decompose` but, as in the reference
@@ -206,8 +209,8 @@ class FullGrad(GradientAttribution):
 
             return hook
 
+        targets = check_targets(target, n, device=inputs.device, allow_none=True)
         with preserved_model(self.forward_func):
-            targets = resolve_targets(self.forward_func, inputs, target, args)
             handles = []
             try:
                 for name, module in layers:
@@ -215,21 +218,7 @@ class FullGrad(GradientAttribution):
                 x = inputs.detach().clone().requires_grad_(True)
                 with torch.enable_grad():
                     out = run_forward(self.forward_func, x, args)
-                    if out.dim() == 2 and targets is not None:
-                        if int(targets.min()) < 0 or int(targets.max()) >= out.shape[1]:
-                            raise ValueError(
-                                f"`target` contains labels outside [0, {out.shape[1] - 1}]."
-                            )
-                        score = out.gather(1, targets.view(-1, 1).to(out.device)).squeeze(1)
-                    elif out.dim() == 2 and out.shape[1] == 1:
-                        score = out[:, 0]
-                    elif out.dim() == 1:
-                        score = out
-                    else:
-                        raise ValueError(
-                            f"`forward_func` must return (N,) or (N, num_classes) scores, got "
-                            f"shape {tuple(out.shape)}."
-                        )
+                    score, _ = target_scores(out, targets, n)
                     wrt = [x] + [t for _, _, t in captured]
                     grads = torch.autograd.grad(score.sum(), wrt, allow_unused=True)
             finally:

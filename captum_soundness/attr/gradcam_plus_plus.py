@@ -7,15 +7,13 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from captum._utils.common import _format_additional_forward_args
-from captum._utils.gradient import compute_layer_gradients_and_eval
 from captum._utils.typing import TargetType
 from captum.attr._utils.attribution import GradientAttribution, LayerAttribution
 from torch import Tensor
 from torch.nn import Module
 
-from .._forward import check_forward_args, run_forward
-from .._model_state import preserved_model, warn_if_training
+from .._forward import check_forward_args, run_forward, target_scores
+from .._model_state import find_module, preserved_model, warn_if_training
 from .._validation import check_choice, check_inputs, check_targets
 
 __all__ = ["AGGREGATIONS", "LayerGradCamPlusPlus", "aggregate"]
@@ -41,29 +39,6 @@ def aggregate(values: Tensor, aggregation: str) -> Tensor:
     if aggregation == "absolute":
         return values.abs()
     return values
-
-
-def resolve_targets(
-    forward_func: Callable[..., Any], inputs: Tensor, target: TargetType, args: Any
-) -> TargetType:
-    """Captum targets, with ``None`` meaning the predicted label for multi-output models.
-
-    Models with one output per example keep ``target=None``. Lists, ints and tensors are
-    checked for length and kind (not range, which the forward pass checks).
-    """
-    n = inputs.shape[0]
-    if target is not None:
-        return check_targets(target, n, device=inputs.device)
-    with torch.no_grad():
-        out = run_forward(forward_func, inputs, args)
-    if out.dim() == 1 or (out.dim() == 2 and out.shape[1] == 1):
-        return None
-    if out.dim() != 2 or out.shape[0] != n:
-        raise ValueError(
-            f"`forward_func` must return (N,) or (N, num_classes) scores, got shape "
-            f"{tuple(out.shape)} for {n} inputs."
-        )
-    return out.argmax(dim=1)
 
 
 class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
@@ -124,6 +99,12 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
             raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
         if not isinstance(layer, Module):
             raise TypeError(f"`layer` must be a torch.nn.Module, got {type(layer).__name__}.")
+        model = find_module(forward_func)
+        if model is not None and not any(layer is m for m in model.modules()):
+            raise ValueError(
+                f"`layer` ({type(layer).__name__}) is not a submodule of the model: pass one "
+                "of its layers, e.g. model.layer4 or model.get_submodule('features.10')."
+            )
         LayerAttribution.__init__(self, forward_func, layer)
         GradientAttribution.__init__(self, forward_func)
 
@@ -166,26 +147,52 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
             raise TypeError(
                 f"`attribute_to_layer_input` must be a bool, got {attribute_to_layer_input!r}."
             )
-        args = check_forward_args(additional_forward_args, inputs.shape[0])
+        n = inputs.shape[0]
+        args = check_forward_args(additional_forward_args, n)
+        targets = check_targets(target, n, device=inputs.device, allow_none=True)
         warn_if_training(self.forward_func, "LayerGradCamPlusPlus")
-        with preserved_model(self.forward_func):
-            targets = resolve_targets(self.forward_func, inputs, target, args)
-            grads, evals = compute_layer_gradients_and_eval(
-                self.forward_func,
-                self.layer,
-                (inputs,),
-                targets,
-                _format_additional_forward_args(args),
-                attribute_to_layer_input=attribute_to_layer_input,
-            )
-        if len(grads) != 1:
-            raise ValueError(
-                "`layer` must have a single tensor as its "
-                f"{'input' if attribute_to_layer_input else 'output'}; got {len(grads)}."
-            )
-        return gradcam_plus_plus_map(
-            grads[0].detach(), evals[0].detach(), aggregation, relu_attributions
-        )
+        grads, acts = self._layer_gradients(inputs, targets, args, attribute_to_layer_input)
+        return gradcam_plus_plus_map(grads, acts, aggregation, relu_attributions)
+
+    def _layer_gradients(
+        self, inputs: Tensor, targets: Tensor | None, args: Any, to_input: bool
+    ) -> tuple[Tensor, Tensor]:
+        """One forward and one backward pass: the layer's activations and their gradients."""
+        where = "input" if to_input else "output"
+        captured: list[Tensor] = []
+
+        def keep(value: Any) -> Any:
+            tensor = value[0] if isinstance(value, tuple) and len(value) == 1 else value
+            if not isinstance(tensor, Tensor):
+                raise ValueError(
+                    f"`layer` must have a single tensor as its {where}; got "
+                    f"{type(value).__name__}."
+                )
+            captured.append(tensor)
+            # Later in-place operations (e.g. ReLU(inplace=True)) act on a copy, so the
+            # captured tensor keeps the activations.
+            return tensor.clone()
+
+        if to_input:
+            handle = self.layer.register_forward_pre_hook(lambda _m, inp: (keep(inp),))
+        else:
+            handle = self.layer.register_forward_hook(lambda _m, _inp, out: keep(out))
+        with preserved_model(self.forward_func), torch.enable_grad():
+            try:
+                x = inputs.detach().requires_grad_(True)
+                out = run_forward(self.forward_func, x, args)
+            finally:
+                handle.remove()
+            if not captured:
+                raise ValueError("`layer` was not called by `forward_func`: is it in the model?")
+            if len(captured) > 1:
+                raise ValueError(
+                    f"`layer` was called {len(captured)} times in one forward pass; GradCAM++ "
+                    "needs a layer that is called once (give each call its own module)."
+                )
+            scores, _ = target_scores(out, targets, inputs.shape[0])
+            (grads,) = torch.autograd.grad(scores.sum(), captured[0])
+        return grads.detach(), captured[0].detach()
 
 
 def gradcam_plus_plus_map(
