@@ -5,10 +5,14 @@ into ``docs/_static/benchmark/`` and writes the documentation page (committed) w
 package version, the date of the run, the settings, the results table, the sanity-check
 columns (when the run computed them) and the figures.
 
+Further runs (e.g. the SimpleMasking ablation at the paper's 2000 steps) can be added as
+extra sections with ``--extra DIR``: their metrics table, ablation verdicts and settings.
+
 Usage::
 
     captum-soundness benchmark --out results        # or: make benchmark
     python scripts/update_benchmark_docs.py results
+    python scripts/update_benchmark_docs.py results --extra results-paper-steps
 """
 
 from __future__ import annotations
@@ -80,8 +84,56 @@ def _columns(methods: dict[str, Any], field: str, known: dict[str, str]) -> list
     return ordered + [key for key in present if key not in known]
 
 
-def render(results: dict[str, Any], figures: list[str], source: str) -> str:
-    """The Markdown (MyST) page for ``results`` (the parsed ``results.json``)."""
+def _metrics_table(methods: dict[str, Any]) -> list[str]:
+    columns = _columns(methods, "metrics", MAIN_COLUMNS)
+    header = ["method"] + [MAIN_COLUMNS.get(key, key) for key in columns]
+    rows = [
+        [method.get("label", name)] + [_fmt(method["metrics"].get(key)) for key in columns]
+        for name, method in methods.items()
+    ]
+    return [*_table(header, rows), ""]
+
+
+def _ablation(methods: dict[str, Any]) -> list[str]:
+    from captum_soundness.benchmark import ablation_lines
+
+    found = ablation_lines({name: m["metrics"] for name, m in methods.items()})
+    return [*found, ""] if found else []
+
+
+def _extra_section(title: str, results: dict[str, Any]) -> list[str]:
+    settings = results.get("settings", {})
+    methods = results.get("methods", {})
+    num_images = len(results.get("images", {}).get("labels", [])) or settings.get("images")
+    lines = [
+        f"## Additional run: {title}",
+        "",
+        f"Run started {results.get('started', 'unknown')}, wall time "
+        f"{_fmt(results.get('wall_seconds'))} s; {num_images} held-out digits x 10 labels; "
+        f"SimpleMasking with {settings.get('steps')} steps, {settings.get('n_fill_samples')} "
+        f"fill samples, a pool of {settings.get('pool_size')} training digits; evaluation "
+        f"fill `{settings.get('fill')}`, {settings.get('fractions')} fractions.",
+        "",
+        *_metrics_table(methods),
+        *_ablation(methods),
+        "Settings of this run:",
+        "",
+        "```json",
+        json.dumps(settings, indent=2),
+        "```",
+        "",
+    ]
+    return lines
+
+
+def render(
+    results: dict[str, Any],
+    figures: list[str],
+    source: str,
+    extras: list[tuple[str, dict[str, Any]]] | None = None,
+) -> str:
+    """The Markdown (MyST) page for ``results`` (the parsed ``results.json``), with the
+    ``(title, results)`` of further runs as extra sections."""
     versions = results.get("versions", {})
     settings = results.get("settings", {})
     methods = results.get("methods", {})
@@ -139,14 +191,11 @@ def render(results: dict[str, Any], figures: list[str], source: str) -> str:
         "## Results",
         "",
     ]
+    lines += _metrics_table(methods)
     columns = _columns(methods, "metrics", MAIN_COLUMNS)
-    header = ["method"] + [MAIN_COLUMNS.get(key, key) for key in columns]
-    rows = [
-        [method.get("label", name)] + [_fmt(method["metrics"].get(key)) for key in columns]
-        for name, method in methods.items()
-    ]
-    lines += _table(header, rows)
-    lines.append("")
+    ablation = _ablation(methods)
+    if ablation:
+        lines += ["## Do TV and upsampling raise soundness?", "", *ablation]
 
     described = [key for key in columns if key in descriptions]
     if described:
@@ -200,6 +249,9 @@ def render(results: dict[str, Any], figures: list[str], source: str) -> str:
                 "",
             ]
 
+    for title, extra in extras or []:
+        lines += _extra_section(title, extra)
+
     lines += [
         "## Settings",
         "",
@@ -228,6 +280,21 @@ def main(argv: list[str] | None = None) -> int:
         "results", type=Path, help="benchmark output directory (with results.json)"
     )
     parser.add_argument("--page", type=Path, default=PAGE, help=f"output page (default {PAGE})")
+    parser.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a further benchmark output directory, shown as an extra section (repeatable)",
+    )
+    parser.add_argument(
+        "--extra-title",
+        action="append",
+        default=[],
+        metavar="TITLE",
+        help="title of the matching --extra section (default: its directory name)",
+    )
     args = parser.parse_args(argv)
     path = args.results / "results.json"
     if not path.is_file():
@@ -252,7 +319,15 @@ def main(argv: list[str] | None = None) -> int:
         source = str(args.results.resolve().relative_to(ROOT))
     except ValueError:
         source = args.results.name
-    args.page.write_text(render(results, figures, source), encoding="utf-8")
+    extras = []
+    for i, extra in enumerate(args.extra):
+        extra_path = extra / "results.json"
+        if not extra_path.is_file():
+            print(f"{extra_path} not found", file=sys.stderr)
+            return 1
+        title = args.extra_title[i] if i < len(args.extra_title) else extra.name
+        extras.append((title, json.loads(extra_path.read_text(encoding="utf-8"))))
+    args.page.write_text(render(results, figures, source, extras), encoding="utf-8")
     print(f"wrote {args.page} ({len(results['methods'])} methods, {len(figures)} figures)")
     return 0
 
