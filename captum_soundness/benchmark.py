@@ -1072,12 +1072,24 @@ def _figures(result: BenchmarkResult, out: Path) -> dict[str, str]:
     files["curves"] = "curves.png"
 
     # 3. Completeness vs soundness.
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    # Many methods crowd the same corner: a legend (colour and marker) instead of labels.
+    fig, ax = plt.subplots(figsize=(8.5, 5))
+    markers = "osD^vP*Xh<>p"
     for j, r in enumerate(methods):
         x = r.metrics["completeness_at_prediction"]
         y = r.metrics["soundness_other_labels_mean"]
-        ax.scatter([x], [y], color=cmap(j % 20), s=40, zorder=3)
-        ax.annotate(r.label, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.scatter(
+            [x],
+            [y],
+            color=cmap(j % 20),
+            marker=markers[j % len(markers)],
+            s=55,
+            zorder=3,
+            label=r.label,
+            edgecolors="black",
+            linewidths=0.4,
+        )
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.set(
         xlabel="completeness at the prediction",
         ylabel="soundness, mean over the other labels",
