@@ -528,9 +528,15 @@ def _explain_signature(explain_func: Callable[..., Any]) -> tuple[bool, bool]:
     except (TypeError, ValueError):  # builtins without a signature: positional
         return False, True
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    positional = [
+        p
+        for p in params.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
     target = params.get("target")
+    # f(inputs, **kwargs) has no second positional slot: target goes in by keyword.
     by_keyword = (target is not None and target.kind is not inspect.Parameter.POSITIONAL_ONLY) or (
-        target is None and var_kw and len(params) < 2
+        target is None and var_kw and len(positional) < 2
     )
     takes_args = var_kw or "additional_forward_args" in params
     return by_keyword, takes_args

@@ -307,7 +307,9 @@ class DatasetFill(Fill):
 
     Every example and every sample gets its own, independently drawn pool image
     (with replacement). Gupta et al. (2022) train their masks with a pool of 100 to 1000
-    training images.
+    training images. The paper's fill is a random *other* image: build the pool from
+    training images, not from the images being explained or evaluated (an image in the
+    pool can be drawn as its own fill).
 
     Args:
         pool: Tensor of shape ``(P, C, *spatial)`` with ``P >= 1`` images, preprocessed

@@ -131,7 +131,8 @@ def completeness(
             ``max_examples_per_batch``, ``seed``).
 
     Returns:
-        Tensor of shape ``(N,)`` with values in ``(0, 1]``.
+        Tensor of shape ``(N,)`` with values in ``[0, 1]`` (0 only
+        when ``epsilon = 0`` and :math:`S = 0`).
 
     Examples::
 
@@ -193,7 +194,8 @@ def soundness(
         **curve_kwargs: Passed to :func:`insertion_curve`.
 
     Returns:
-        Tensor of shape ``(N,)`` with values in ``(0, 1]``.
+        Tensor of shape ``(N,)`` with values in ``[0, 1]`` (0 only
+        when ``beta = 0`` and :math:`p = 0`).
 
     Examples::
 

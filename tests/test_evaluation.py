@@ -326,6 +326,13 @@ def test_explain_func_call_conventions():
     evaluate_all_labels(positional, model, x, fractions=4)
     assert torch.equal(seen[0], torch.arange(K).repeat(N))
 
+    def keywords_only(inputs, **kwargs):  # no second positional slot: by keyword
+        seen.append(kwargs["target"])
+        return inputs
+
+    evaluate_all_labels(keywords_only, model, x, fractions=4)
+    assert torch.equal(seen[1], torch.arange(K).repeat(N))
+
     class Scaled(nn.Module):
         def forward(self, t, scale):
             return model(t) * scale.view(-1, 1)

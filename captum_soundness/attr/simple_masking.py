@@ -362,7 +362,7 @@ class SimpleMasking(Attribution):
             out = run_forward(self.forward_func, masked, rep_args)
             if step == 0:
                 check_output(out, b * c)
-            out = out.float().view(b, c, -1)
+            out = out.to(torch.promote_types(out.dtype, torch.float32)).view(b, c, -1)
             if cfg.objective == "reference":
                 q = torch.softmax(out, dim=-1).mean(dim=0)  # (c, L)
                 obj = torch.logsumexp(q, dim=-1) - q.gather(1, target.view(c, 1)).squeeze(1)
