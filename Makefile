@@ -46,6 +46,7 @@ tutorials: $(STAMP)
 ## Sphinx docs, warnings as errors.
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(BIN)/python docs/_scripts/check_api_coverage.py
 
 ci: test tutorials docs
 
