@@ -1,0 +1,13 @@
+"""Repository-wide pytest configuration: the docstring examples run as doctests."""
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed_doctests(request: pytest.FixtureRequest) -> None:
+    """Docstring examples draw random data from torch's global RNG, as users do: seed it
+    before each example so that the examples are deterministic (test modules never use
+    the global RNG)."""
+    if isinstance(request.node, pytest.DoctestItem):
+        torch.manual_seed(0)
