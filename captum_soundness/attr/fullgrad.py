@@ -78,8 +78,9 @@ def _effective_bias(module: nn.Module) -> Tensor | None:
 
 
 def _rescale(t: Tensor) -> Tensor:
-    """Per-sample min-max rescale to [0, 1] over all non-batch dimensions (0 if constant)."""
-    flat = t.reshape(t.shape[0], -1)
+    """Per-sample min-max rescale to [0, 1] over all non-batch dimensions (0 if constant),
+    in float32 at least."""
+    flat = t.reshape(t.shape[0], -1).to(torch.promote_types(t.dtype, torch.float32))
     lo = flat.amin(dim=1, keepdim=True)
     span = flat.amax(dim=1, keepdim=True) - lo
     out = torch.where(span > 0, (flat - lo) / torch.where(span > 0, span, 1), 0)

@@ -202,9 +202,15 @@ def gradcam_plus_plus_map(
 
     See :class:`LayerGradCamPlusPlus` for the formulas.
 
+    The arithmetic runs in float32 at least (:math:`g^3` underflows in float16 and loses
+    most digits in bfloat16); the map comes back in the activations' dtype.
+
     Returns:
         Tensor ``(N, 1, *spatial)``.
     """
+    dtype = acts.dtype
+    compute = torch.promote_types(dtype, torch.float32)
+    grads, acts = grads.to(compute), acts.to(compute)
     spatial = tuple(range(2, acts.dim()))
     g2 = grads * grads
     g3 = g2 * grads
@@ -216,4 +222,4 @@ def gradcam_plus_plus_map(
     if spatial:
         weights = weights.sum(dim=spatial, keepdim=True)
     cam = (weights * acts).sum(dim=1, keepdim=True)
-    return F.relu(cam) if relu else cam
+    return (F.relu(cam) if relu else cam).to(dtype)
