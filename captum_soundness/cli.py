@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="captum-soundness",
         description="Completeness and soundness of saliency maps (Gupta et al., NeurIPS 2022).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     bench = sub.add_parser(
@@ -87,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
     bench.set_defaults(subparser=bench)
     return parser
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 def _valid_methods() -> list[str]:

@@ -173,3 +173,12 @@ def test_sanity_columns(tmp_path):
     assert set(data["methods"]["saliency"]["sanity"]) == set(SANITY_METRICS)
     assert SANITY_METRICS["class_spearman"][0] in format_table(result)
     assert not (tmp_path / "maps.png").exists()
+
+
+def test_version_flag(capsys):
+    from captum_soundness import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"captum-soundness {__version__}"
