@@ -93,6 +93,13 @@ EXTRA_METRICS: dict[str, str] = {
 #: Names accepted by ``--fill`` besides a number (a constant fill).
 FILL_NAMES = ("zero", "mean", "blur", "noise", "dataset")
 
+#: Training digits in the pool of the ``"dataset"`` evaluation fill (taken from the
+#: training digits that SimpleMasking's pool leaves out).
+EVAL_POOL_SIZE = 1000
+
+#: Seeds are drawn from ``[0, SEED_LIMIT)`` (offsets of a seed feed separate streams).
+SEED_LIMIT = 2**62
+
 
 # ---------------------------------------------------------------------------------------
 # Settings
@@ -126,6 +133,10 @@ class BenchmarkSettings:
         seed: Seed of the image choice, the fill draws, SimpleMasking and the random map.
         masking_batch: SimpleMasking's ``max_examples_per_batch`` (pairs per optimisation).
         curve_batch: ``max_examples_per_batch`` of the curve evaluation.
+        explain_batch: Largest number of (image, label) pairs per call of a method
+            (``explain_batch_size`` of :func:`~captum_soundness.evaluation.
+            evaluate_all_labels`; ``None``: all pairs in one call). Bounds the memory of
+            SmoothGrad and Occlusion, which expand every pair into many inputs.
         sanity: Compute the sanity-check columns of :data:`SANITY_METRICS`
             (:mod:`captum_soundness.sanity`).
         sanity_images: Number of the chosen images (the first ones) the sanity checks
@@ -155,6 +166,7 @@ class BenchmarkSettings:
     seed: int = 0
     masking_batch: int | None = 50
     curve_batch: int | None = 4096
+    explain_batch: int | None = None
     sanity: bool = True
     sanity_images: int = 5
     show_progress: bool = True
@@ -194,12 +206,16 @@ class MethodSpec:
         make_factory: ``make_factory(settings, context) -> explain_factory`` where
             ``explain_factory(model) -> explain_func`` and ``explain_func(inputs,
             target=...)`` returns attributions of the inputs' shape (or ``(N, H, W)``).
+        sanity: Whether the sanity-check columns apply (not for maps that ignore the
+            model, such as the random floor: their similarities would only measure how
+            the noise is drawn).
     """
 
     name: str
     label: str
     description: str
     make_factory: Callable[[BenchmarkSettings, BenchmarkContext], ExplainFactory]
+    sanity: bool = True
 
 
 # ---------------------------------------------------------------------------------------
@@ -248,13 +264,25 @@ def _smoothgrad(settings: BenchmarkSettings, context: BenchmarkContext):
 
     def factory(model: nn.Module) -> ExplainFunc:
         method = NoiseTunnel(Saliency(model))
+        calls = [0]
 
         def explain(inputs: Tensor, target: Any = None) -> Tensor:
-            # NoiseTunnel draws its noise from the global RNG: fork it so the benchmark
-            # neither depends on nor advances the caller's RNG state.
-            devices = [inputs.device] if inputs.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(settings.seed)
+            # NoiseTunnel draws its noise from the global RNG: fork the generators it uses
+            # (the CPU's and the inputs' device's) and seed them, so that the benchmark
+            # neither depends on nor changes the caller's RNG state. Each call of a
+            # factory's explain_func gets its own seed (chunks do not repeat the noise).
+            seed = settings.seed + calls[0]
+            calls[0] += 1
+            device = inputs.device
+            devices = [device] if device.type != "cpu" else []
+            device_type = device.type if device.type != "cpu" else "cuda"
+            with torch.random.fork_rng(devices=devices, device_type=device_type):
+                torch.random.default_generator.manual_seed(seed)
+                if device.type == "cuda":
+                    with torch.cuda.device(device):
+                        torch.cuda.manual_seed(seed)
+                elif device.type != "cpu":
+                    getattr(torch, device.type).manual_seed(seed)
                 return method.attribute(
                     inputs,
                     target=target,
@@ -488,7 +516,7 @@ METHODS: dict[str, MethodSpec] = _register(
         "SimpleMasking ablation: tv = 0 and downsample = 1",
         _simple_masking(no_tv=True, no_upsampling=True),
     ),
-    MethodSpec("random", "Random", "Uniform random map (the floor)", _random),
+    MethodSpec("random", "Random", "Uniform random map (the floor)", _random, sanity=False),
 )
 
 #: Default settings of ``captum-soundness benchmark`` (fit the README's 10-minute budget,
@@ -513,7 +541,12 @@ QUICK_SETTINGS = DEFAULT_SETTINGS.replace(
 #: ``--full``: the paper's SimpleMasking settings (2000 steps, 10 fill samples, a pool of
 #: 1000 training images) on 100 images (10 per digit).
 FULL_SETTINGS = DEFAULT_SETTINGS.replace(
-    images=100, steps=2000, n_fill_samples=10, smoothgrad_samples=50, sanity_images=20
+    images=100,
+    steps=2000,
+    n_fill_samples=10,
+    smoothgrad_samples=50,
+    sanity_images=20,
+    explain_batch=200,
 )
 
 
@@ -653,7 +686,12 @@ def parse_fill(spec: str | float, pool: Tensor | None = None) -> Fill:
 
 
 def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
-    """Validates settings before any work; raises ``ValueError`` naming the bad one."""
+    """Validates settings before any work.
+
+    Raises:
+        ValueError: A setting out of range, naming it.
+        TypeError: A setting of the wrong type, naming it.
+    """
     unknown = [m for m in settings.methods if m not in METHODS]
     if unknown:
         raise ValueError(
@@ -678,16 +716,31 @@ def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
         "occlusion_stride",
     ):
         value = getattr(settings, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"`{name}` must be a positive integer, got {value!r}.")
+        if value < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     if settings.images > 1000:
         raise ValueError(
             f"`images` must be at most 1000 (the held-out set), got {settings.images}."
         )
-    if settings.pool_size > 4000:
+    if settings.pool_size > 3000:
         raise ValueError(
-            f"`pool_size` must be at most 4000 (the training set), got {settings.pool_size}."
+            f"`pool_size` must be at most 3000 (of the 4000 training digits; 1000 are kept "
+            f"for the 'dataset' evaluation fill), got {settings.pool_size}."
         )
+    if not isinstance(settings.seed, int) or isinstance(settings.seed, bool):
+        raise TypeError(f"`seed` must be an int, got {settings.seed!r}.")
+    if not 0 <= settings.seed < SEED_LIMIT - 16:
+        raise ValueError(f"`seed` must lie in [0, 2**62 - 16), got {settings.seed}.")
+    for name in ("masking_batch", "curve_batch", "explain_batch"):
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"`{name}` must be None or a positive int, got {value!r}.")
+        if value < 1:
+            raise ValueError(f"`{name}` must be None or a positive int, got {value}.")
     for name in ("lr", "smoothgrad_stdev"):
         if not getattr(settings, name) > 0:
             raise ValueError(f"`{name}` must be positive, got {getattr(settings, name)!r}.")
@@ -701,6 +754,11 @@ def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
         raise ValueError(f"Invalid device {settings.device!r}: {error}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"Device {settings.device!r} requested but CUDA is not available.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"Device {settings.device!r} requested but only {torch.cuda.device_count()} "
+            "CUDA device(s) are available."
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"Device {settings.device!r} requested but MPS is not available.")
     return settings
@@ -857,10 +915,12 @@ def run_benchmark(
     chosen = _choose_images(test_y, settings.images, settings.seed)
     images = test_x[chosen].to(device)
     pool_generator = torch.Generator().manual_seed(settings.seed + 1)
-    pool_index = torch.randperm(train_x.shape[0], generator=pool_generator)[: settings.pool_size]
-    pool = train_x[pool_index].to(device)
+    permutation = torch.randperm(train_x.shape[0], generator=pool_generator)
+    pool = train_x[permutation[: settings.pool_size]].to(device)
+    # The "dataset" evaluation fill draws from other training digits than the mask training.
+    eval_pool = train_x[permutation[settings.pool_size :][:EVAL_POOL_SIZE]].to(device)
     context = BenchmarkContext(pool=pool, gradcam_layer=MNIST_GRADCAM_LAYER)
-    eval_fill = parse_fill(settings.fill, pool)
+    eval_fill = parse_fill(settings.fill, eval_pool)
     is_random_fill = isinstance(eval_fill, (NoiseFill, DatasetFill))
     n_eval_samples = settings.eval_fill_samples if is_random_fill else 1
 
@@ -879,7 +939,13 @@ def run_benchmark(
         spec = METHODS[name]
         bar.set_postfix_str(name)
         factory = spec.make_factory(settings, context)
-        recorder = _Recorder(factory(model))
+        explain = factory(model)
+        # One untimed call on a single (image, label) pair: first-call set-up (Captum's
+        # hooks, the allocator, oneDNN kernels) is not part of the time per map.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\..*")
+            explain(images[:1], target=torch.zeros(1, dtype=torch.long, device=device))
+        recorder = _Recorder(explain)
         report = evaluate_all_labels(
             recorder,
             model,
@@ -888,7 +954,8 @@ def run_benchmark(
             fractions=settings.fractions,
             n_fill_samples=n_eval_samples,
             max_examples_per_batch=settings.curve_batch,
-            seed=settings.seed,
+            seed=settings.seed + 2,  # a stream of its own (the pool uses seed + 1)
+            explain_batch_size=settings.explain_batch,
             deletion="predicted",
         )
         per_image = report.per_image()
@@ -920,7 +987,7 @@ def run_benchmark(
             preview=preview,
             per_image={k: v.tolist() for k, v in per_image.items()},
         )
-        if settings.sanity:
+        if settings.sanity and spec.sanity:
             result.sanity = _sanity_columns(
                 factory, model, images[: settings.sanity_images], settings
             )

@@ -21,6 +21,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = ["build_parser", "main"]
 
@@ -112,6 +113,7 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         QUICK_SETTINGS,
         check_settings,
         format_table,
+        parse_fill,
         run_benchmark,
         write_outputs,
     )
@@ -126,8 +128,8 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     changes: dict[str, object] = {}
     if args.methods:
         names = [n.strip() for chunk in args.methods for n in chunk.split(",") if n.strip()]
-        if names == ["all"]:
-            names = list(METHODS)
+        if "all" in names:  # 'all' adds every method (in report order) to the others
+            names = [n for n in names if n != "all"] + list(METHODS)
         unknown = [n for n in names if n not in METHODS]
         if unknown:
             parser.error(
@@ -146,8 +148,16 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     if args.images is not None and args.images > 1000:
         parser.error(f"argument --images: at most 1000 held-out images, got {args.images}.")
     if args.fill is not None:
+        try:
+            parse_fill(args.fill, torch.zeros(1, 1, 28, 28))
+        except ValueError as error:
+            parser.error(f"argument --fill: {error}")
         changes["fill"] = args.fill
     if args.device is not None:
+        try:
+            check_settings(settings.replace(device=args.device))
+        except ValueError as error:
+            parser.error(f"argument --device: {error}")
         changes["device"] = args.device
     if args.no_sanity:
         changes["sanity"] = False
@@ -160,8 +170,23 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     settings = settings.replace(**changes)
     try:
         check_settings(settings)
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         parser.error(str(error))
+    if args.steps is not None and not any(
+        m.startswith("simple_masking") for m in settings.methods
+    ):
+        print(
+            "note: --steps sets SimpleMasking's optimisation steps; no SimpleMasking method "
+            "is selected, so it has no effect.",
+            file=sys.stderr,
+        )
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        parser.error(f"argument --out: {out_dir} exists and is not a directory.")
+    try:  # before the run, so that an unwritable --out does not waste it
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        parser.error(f"argument --out: cannot create {out_dir}: {error.strerror or error}.")
 
     try:
         import matplotlib  # noqa: F401

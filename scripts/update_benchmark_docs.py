@@ -307,6 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path} has no method results", file=sys.stderr)
         return 1
 
+    extras = []
+    for i, extra in enumerate(args.extra):
+        extra_path = extra / "results.json"
+        if not extra_path.is_file():
+            print(f"{extra_path} not found", file=sys.stderr)
+            return 1
+        title = args.extra_title[i] if i < len(args.extra_title) else extra.name
+        extras.append((title, json.loads(extra_path.read_text(encoding="utf-8"))))
     if STATIC.exists():
         shutil.rmtree(STATIC)
     STATIC.mkdir(parents=True)
@@ -319,14 +327,6 @@ def main(argv: list[str] | None = None) -> int:
         source = str(args.results.resolve().relative_to(ROOT))
     except ValueError:
         source = args.results.name
-    extras = []
-    for i, extra in enumerate(args.extra):
-        extra_path = extra / "results.json"
-        if not extra_path.is_file():
-            print(f"{extra_path} not found", file=sys.stderr)
-            return 1
-        title = args.extra_title[i] if i < len(args.extra_title) else extra.name
-        extras.append((title, json.loads(extra_path.read_text(encoding="utf-8"))))
     args.page.write_text(render(results, figures, source, extras), encoding="utf-8")
     print(f"wrote {args.page} ({len(results['methods'])} methods, {len(figures)} figures)")
     return 0
