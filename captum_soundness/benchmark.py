@@ -223,15 +223,23 @@ class MethodSpec:
 # ---------------------------------------------------------------------------------------
 
 
-def _captum(cls_name: str, **attribute_kwargs: Any) -> Callable[..., ExplainFactory]:
-    def make(settings: BenchmarkSettings, context: BenchmarkContext) -> ExplainFactory:
-        import captum.attr as ca
+def _explainer(
+    build: Callable[[nn.Module, BenchmarkContext], Any],
+    attribute: Callable[[Any, Tensor, Any, BenchmarkSettings], Tensor],
+) -> Callable[[BenchmarkSettings, BenchmarkContext], ExplainFactory]:
+    """A method's ``make_factory`` from how to build it on a model and how to call it.
 
+    Args:
+        build: ``build(model, context) -> method`` (e.g. a Captum attribution).
+        attribute: ``attribute(method, inputs, target, settings) -> attributions``.
+    """
+
+    def make(settings: BenchmarkSettings, context: BenchmarkContext) -> ExplainFactory:
         def factory(model: nn.Module) -> ExplainFunc:
-            method = getattr(ca, cls_name)(model)
+            method = build(model, context)
 
             def explain(inputs: Tensor, target: Any = None) -> Tensor:
-                return method.attribute(inputs, target=target, **attribute_kwargs)
+                return attribute(method, inputs, target, settings)
 
             return explain
 
@@ -240,23 +248,61 @@ def _captum(cls_name: str, **attribute_kwargs: Any) -> Callable[..., ExplainFact
     return make
 
 
-def _integrated_gradients(settings: BenchmarkSettings, context: BenchmarkContext):
-    from captum.attr import IntegratedGradients
+def _build(cls_name: str, *, layer: bool = False) -> Callable[[nn.Module, BenchmarkContext], Any]:
+    """Builds ``cls_name`` (ours in :mod:`captum_soundness.attr`, else Captum's) on a model,
+    and on its GradCAM layer with ``layer=True``."""
 
-    def factory(model: nn.Module) -> ExplainFunc:
-        method = IntegratedGradients(model)
+    def build(model: nn.Module, context: BenchmarkContext) -> Any:
+        import captum.attr as ca
 
-        def explain(inputs: Tensor, target: Any = None) -> Tensor:
-            return method.attribute(
-                inputs,
-                target=target,
-                n_steps=settings.ig_steps,
-                internal_batch_size=max(settings.ig_steps, 4096),
-            )
+        from . import attr
 
-        return explain
+        cls = getattr(attr, cls_name, None) or getattr(ca, cls_name)
+        if layer:
+            return cls(model, model.get_submodule(context.gradcam_layer))
+        return cls(model)
 
-    return factory
+    return build
+
+
+def _captum(cls_name: str, *, layer: bool = False, **attribute_kwargs: Any):
+    """An attribution called as ``attribute(inputs, target=..., **attribute_kwargs)``."""
+
+    def attribute(method: Any, inputs: Tensor, target: Any, _: BenchmarkSettings) -> Tensor:
+        return method.attribute(inputs, target=target, **attribute_kwargs)
+
+    return _explainer(_build(cls_name, layer=layer), attribute)
+
+
+def _layer_cam(cls_name: str, **attribute_kwargs: Any):
+    """A CAM on the GradCAM layer, bilinearly upsampled to the inputs' size."""
+    from captum.attr import LayerAttribution
+
+    def attribute(method: Any, inputs: Tensor, target: Any, _: BenchmarkSettings) -> Tensor:
+        cam = method.attribute(inputs, target=target, **attribute_kwargs)
+        return LayerAttribution.interpolate(
+            cam, tuple(inputs.shape[2:]), interpolate_mode="bilinear"
+        )
+
+    return _explainer(_build(cls_name, layer=True), attribute)
+
+
+def _ig_attribute(method: Any, inputs: Tensor, target: Any, s: BenchmarkSettings) -> Tensor:
+    return method.attribute(
+        inputs, target=target, n_steps=s.ig_steps, internal_batch_size=max(s.ig_steps, 4096)
+    )
+
+
+def _occlusion_attribute(method: Any, inputs: Tensor, target: Any, s: BenchmarkSettings) -> Tensor:
+    w, stride, c = s.occlusion_window, s.occlusion_stride, inputs.shape[1]
+    return method.attribute(
+        inputs,
+        target=target,
+        sliding_window_shapes=(c, w, w),
+        strides=(c, stride, stride),
+        baselines=0.0,
+        perturbations_per_eval=64,
+    )
 
 
 def _smoothgrad(settings: BenchmarkSettings, context: BenchmarkContext):
@@ -291,99 +337,6 @@ def _smoothgrad(settings: BenchmarkSettings, context: BenchmarkContext):
                     nt_samples_batch_size=settings.smoothgrad_samples,
                     stdevs=settings.smoothgrad_stdev,
                 )
-
-        return explain
-
-    return factory
-
-
-def _gradcam(settings: BenchmarkSettings, context: BenchmarkContext):
-    from captum.attr import LayerAttribution, LayerGradCam
-
-    def factory(model: nn.Module) -> ExplainFunc:
-        method = LayerGradCam(model, model.get_submodule(context.gradcam_layer))
-
-        def explain(inputs: Tensor, target: Any = None) -> Tensor:
-            cam = method.attribute(inputs, target=target, relu_attributions=True)
-            return LayerAttribution.interpolate(
-                cam, tuple(inputs.shape[2:]), interpolate_mode="bilinear"
-            )
-
-        return explain
-
-    return factory
-
-
-def _guided_gradcam(settings: BenchmarkSettings, context: BenchmarkContext):
-    from captum.attr import GuidedGradCam
-
-    def factory(model: nn.Module) -> ExplainFunc:
-        method = GuidedGradCam(model, model.get_submodule(context.gradcam_layer))
-
-        def explain(inputs: Tensor, target: Any = None) -> Tensor:
-            return method.attribute(inputs, target=target)
-
-        return explain
-
-    return factory
-
-
-def _gradcam_plus_plus(aggregation: str) -> Callable[..., ExplainFactory]:
-    def make(settings: BenchmarkSettings, context: BenchmarkContext) -> ExplainFactory:
-        from captum.attr import LayerAttribution
-
-        from .attr import LayerGradCamPlusPlus
-
-        def factory(model: nn.Module) -> ExplainFunc:
-            method = LayerGradCamPlusPlus(model, model.get_submodule(context.gradcam_layer))
-
-            def explain(inputs: Tensor, target: Any = None) -> Tensor:
-                cam = method.attribute(inputs, target=target, aggregation=aggregation)
-                return LayerAttribution.interpolate(
-                    cam, tuple(inputs.shape[2:]), interpolate_mode="bilinear"
-                )
-
-            return explain
-
-        return factory
-
-    return make
-
-
-def _fullgrad(aggregation: str) -> Callable[..., ExplainFactory]:
-    def make(settings: BenchmarkSettings, context: BenchmarkContext) -> ExplainFactory:
-        from .attr import FullGrad
-
-        def factory(model: nn.Module) -> ExplainFunc:
-            method = FullGrad(model)
-
-            def explain(inputs: Tensor, target: Any = None) -> Tensor:
-                return method.attribute(inputs, target=target, aggregation=aggregation)
-
-            return explain
-
-        return factory
-
-    return make
-
-
-def _occlusion(settings: BenchmarkSettings, context: BenchmarkContext):
-    from captum.attr import Occlusion
-
-    w, s = settings.occlusion_window, settings.occlusion_stride
-
-    def factory(model: nn.Module) -> ExplainFunc:
-        method = Occlusion(model)
-
-        def explain(inputs: Tensor, target: Any = None) -> Tensor:
-            return method.attribute(
-                inputs,
-                target=target,
-                sliding_window_shapes=(inputs.shape[1], w, w),
-                strides=(inputs.shape[1], s, s),
-                baselines=0.0,
-                perturbations_per_eval=64,
-            )
 
         return explain
 
@@ -449,7 +402,7 @@ METHODS: dict[str, MethodSpec] = _register(
         "integrated_gradients",
         "IntegratedGradients",
         "Captum IntegratedGradients, zero baseline",
-        _integrated_gradients,
+        _explainer(_build("IntegratedGradients"), _ig_attribute),
     ),
     MethodSpec(
         "smoothgrad", "SmoothGrad", "Captum NoiseTunnel (smoothgrad) over Saliency", _smoothgrad
@@ -461,37 +414,45 @@ METHODS: dict[str, MethodSpec] = _register(
         "gradcam",
         "LayerGradCam",
         "Captum LayerGradCam on the last conv layer (ReLU), bilinearly upsampled",
-        _gradcam,
+        _layer_cam("LayerGradCam", relu_attributions=True),
     ),
     MethodSpec(
-        "guided_gradcam", "GuidedGradCam", "Captum GuidedGradCam (last conv)", _guided_gradcam
+        "guided_gradcam",
+        "GuidedGradCam",
+        "Captum GuidedGradCam (last conv)",
+        _captum("GuidedGradCam", layer=True),
     ),
     MethodSpec(
         "gradcam_plus_plus",
         "GradCAM++",
         "GradCAM++ (positive aggregation, as published) on the last conv layer, upsampled",
-        _gradcam_plus_plus("positive"),
+        _layer_cam("LayerGradCamPlusPlus", aggregation="positive"),
     ),
     MethodSpec(
         "gradcam_plus_plus_signed",
         "GradCAM++ signed",
         "GradCAM++ with signed aggregation of the gradients (Khakzar et al. 2020)",
-        _gradcam_plus_plus("signed"),
+        _layer_cam("LayerGradCamPlusPlus", aggregation="signed"),
     ),
     MethodSpec(
         "fullgrad",
         "FullGrad",
         "FullGrad (absolute aggregation, as published)",
-        _fullgrad("absolute"),
+        _captum("FullGrad", aggregation="absolute"),
     ),
     MethodSpec(
         "fullgrad_signed",
         "FullGrad signed",
         "FullGrad with signed aggregation of its terms (Khakzar et al. 2020)",
-        _fullgrad("signed"),
+        _captum("FullGrad", aggregation="signed"),
     ),
     MethodSpec("deeplift", "DeepLift", "Captum DeepLift, zero baseline", _captum("DeepLift")),
-    MethodSpec("occlusion", "Occlusion", "Captum Occlusion, zero baseline", _occlusion),
+    MethodSpec(
+        "occlusion",
+        "Occlusion",
+        "Captum Occlusion, zero baseline",
+        _explainer(_build("Occlusion"), _occlusion_attribute),
+    ),
     MethodSpec(
         "simple_masking",
         "SimpleMasking",
