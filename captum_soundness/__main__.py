@@ -1,6 +1,6 @@
-"""``python -m captum_soundness``: the command line (see :mod:`captum_soundness.cli`)."""
+"""``python -m captum_soundness``: the command line (see :mod:`captum_soundness.benchmark`)."""
 
-from .cli import main
+from captum_soundness.benchmark._cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -31,8 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._random import make_generator
-from ._validation import check_choice, check_inputs, check_positive_float, check_positive_int
+from captum_soundness._utils.rng import make_generator
+from captum_soundness._utils.validation import (
+    check_choice,
+    check_inputs,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "BlurFill",

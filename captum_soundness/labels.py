@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._validation import check_label_list
+from captum_soundness._utils.validation import check_label_list
 
 __all__ = ["PAPER_IMAGENET_LABELS", "PAPER_IMAGENET_LABEL_NAMES", "LabelSubset", "restrict_labels"]
 

@@ -25,7 +25,7 @@ from numbers import Integral, Real
 import torch
 from torch import Tensor
 
-from ._validation import check_choice
+from captum_soundness._utils.validation import check_choice
 
 __all__ = [
     "REDUCTIONS",

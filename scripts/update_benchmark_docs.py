@@ -182,7 +182,7 @@ def render(
         "for each",
         "",
         "Every method explains **every** label of every image; each map is scored with",
-        "{func}`~captum_soundness.evaluation.evaluate_all_labels` (insertion curves with the",
+        "{func}`~captum_soundness.metrics.evaluate_all_labels` (insertion curves with the",
         "evaluation fill, completeness and soundness as in {doc}`concepts`). Values are means",
         "over images; ↑ higher is better, ↓ lower is better. `s / map` is the wall time of",
         "the method divided by the number of (image, label) maps it produced (metrics",

@@ -8,7 +8,7 @@ from captum.attr import IntegratedGradients
 from torch import nn
 
 from captum_soundness import metrics
-from captum_soundness.axioms import (
+from captum_soundness.metrics import (
     ig_completeness_error,
     ig_completeness_passes,
     ig_steps_for_tolerance,

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from captum_soundness import cli
+from captum_soundness.benchmark import _cli as cli
 from captum_soundness.benchmark import (
     METHODS,
     METRICS,

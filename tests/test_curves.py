@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from toy_models import TARGET, A, RowSums, X, sigmoid
 
-from captum_soundness import curves
+from captum_soundness.metrics import _curves as curves
 from captum_soundness.fills import DatasetFill, MeanFill, NoiseFill
 from captum_soundness.metrics import deletion_curve, insertion_curve
 

@@ -9,7 +9,7 @@ from scipy.stats import spearmanr
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 
-from captum_soundness.similarity import (
+from captum_soundness.sanity import (
     SIMILARITIES,
     hog_pearson,
     map_similarity,

@@ -374,7 +374,7 @@ def test_loss_decreases_with_more_steps():
 
 
 def test_adam_matches_torch_optim():
-    from captum_soundness.attr.simple_masking import _Adam
+    from captum_soundness.attr._simple_masking import _Adam
 
     gen = torch.Generator().manual_seed(0)
     ours = torch.randn(3, 1, 4, 4, generator=gen)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from captum_soundness._model_state import preserved_model, warn_if_training
-from captum_soundness._random import make_generator
-from captum_soundness._validation import (
+from captum_soundness._utils.model_state import preserved_model, warn_if_training
+from captum_soundness._utils.rng import make_generator
+from captum_soundness._utils.validation import (
     check_choice,
     check_inputs,
     check_labels,

@@ -5,8 +5,16 @@
 - :class:`FullGrad`: FullGrad with a switch for the aggregation of its terms.
 """
 
-from .fullgrad import FullGrad
-from .gradcam_plus_plus import LayerGradCamPlusPlus
-from .simple_masking import SimpleMasking
+from captum_soundness.attr._fullgrad import FullGrad, FullGradDecomposition
+from captum_soundness.attr._gradcam_plus_plus import AGGREGATIONS, LayerGradCamPlusPlus, aggregate
+from captum_soundness.attr._simple_masking import OBJECTIVES, SimpleMasking
 
-__all__ = ["FullGrad", "LayerGradCamPlusPlus", "SimpleMasking"]
+__all__ = [
+    "AGGREGATIONS",
+    "OBJECTIVES",
+    "FullGrad",
+    "FullGradDecomposition",
+    "LayerGradCamPlusPlus",
+    "SimpleMasking",
+    "aggregate",
+]

@@ -6,7 +6,7 @@
   as for the bundled model.
 """
 
-from .mnist import (
+from captum_soundness.models.mnist import (
     MNIST_GRADCAM_LAYER,
     MNIST_NUM_HELD_OUT,
     MNIST_SPLIT_SEED,

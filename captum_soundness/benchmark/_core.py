@@ -1,32 +1,4 @@
-r"""The ``captum-soundness benchmark`` command: Captum's methods vs. simple masking on MNIST.
-
-Explains held-out digits of the bundled model (:func:`~captum_soundness.models.
-load_mnist_cnn`) for **every** label with each method of :data:`METHODS`, scores every
-(image, label) map with :func:`~captum_soundness.evaluation.evaluate_all_labels`, and
-reports per method (means over images):
-
-- ``completeness_at_prediction``: completeness at the predicted label;
-- ``soundness_other_labels_mean``: soundness averaged over the other labels
-  (divided by :math:`L - 1`);
-- ``soundness_worst``: the worst soundness over all labels;
-- ``insertion_auc``: the mean of the insertion curve at the predicted label over the
-  grid of kept fractions (the insertion score :math:`S_{\hat y}(x)`);
-- ``deletion_auc``: the mean of the deletion curve at the predicted label over the same
-  grid (lower is better);
-- ``seconds_per_map``: wall time of the method over all its calls divided by the number
-  of (image, label) maps it produced (metric computation excluded);
-
-plus ``completeness_worst_wrong_label`` and ``soundness_second_label`` in the JSON.
-
-Every method is registered as a :class:`MethodSpec` whose ``make_factory(settings,
-context)`` returns an ``explain_factory(model) -> explain_func``; the factory form lets
-checks that rebuild the explanation on modified model copies (parameter randomisation)
-reuse the registry.
-
-:func:`run_benchmark` does the work and returns a :class:`BenchmarkResult`;
-:func:`write_outputs` writes ``results.json``, ``results.csv``, the figures and
-``report.md``. The command line lives in :mod:`captum_soundness.cli`.
-"""
+"""The benchmark: settings, method registry, runner, outputs (to be split)."""
 
 from __future__ import annotations
 
@@ -48,9 +20,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .attr import SimpleMasking
-from .evaluation import evaluate_all_labels
-from .fills import BlurFill, ConstantFill, DatasetFill, Fill, MeanFill, NoiseFill
+from captum_soundness._utils.rng import SEED_SPACE
+from captum_soundness.attr import SimpleMasking
+from captum_soundness.fills import BlurFill, ConstantFill, DatasetFill, Fill, MeanFill, NoiseFill
+from captum_soundness.metrics._evaluation import evaluate_all_labels
 
 __all__ = [
     "DEFAULT_SETTINGS",
@@ -97,9 +70,6 @@ FILL_NAMES = ("zero", "mean", "blur", "noise", "dataset")
 #: training digits that SimpleMasking's pool leaves out).
 EVAL_POOL_SIZE = 1000
 
-#: Seeds are drawn from ``[0, SEED_LIMIT)`` (offsets of a seed feed separate streams).
-SEED_LIMIT = 2**62
-
 
 # ---------------------------------------------------------------------------------------
 # Settings
@@ -134,7 +104,7 @@ class BenchmarkSettings:
         masking_batch: SimpleMasking's ``max_examples_per_batch`` (pairs per optimisation).
         curve_batch: ``max_examples_per_batch`` of the curve evaluation.
         explain_batch: Largest number of (image, label) pairs per call of a method
-            (``explain_batch_size`` of :func:`~captum_soundness.evaluation.
+            (``explain_batch_size`` of :func:`~captum_soundness.metrics.
             evaluate_all_labels`; ``None``: all pairs in one call). Bounds the memory of
             SmoothGrad and Occlusion, which expand every pair into many inputs.
         sanity: Compute the sanity-check columns of :data:`SANITY_METRICS`
@@ -255,7 +225,7 @@ def _build(cls_name: str, *, layer: bool = False) -> Callable[[nn.Module, Benchm
     def build(model: nn.Module, context: BenchmarkContext) -> Any:
         import captum.attr as ca
 
-        from . import attr
+        from captum_soundness import attr
 
         cls = getattr(attr, cls_name, None) or getattr(ca, cls_name)
         if layer:
@@ -616,7 +586,7 @@ def parse_fill(spec: str | float, pool: Tensor | None = None) -> Fill:
 
     Examples::
 
-        >>> from captum_soundness.benchmark import parse_fill
+        >>> from captum_soundness.benchmark._core import parse_fill
         >>> parse_fill("zero"), parse_fill("0.5")
         (ConstantFill(value=0.0), ConstantFill(value=0.5))
     """
@@ -692,7 +662,7 @@ def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
         )
     if not isinstance(settings.seed, int) or isinstance(settings.seed, bool):
         raise TypeError(f"`seed` must be an int, got {settings.seed!r}.")
-    if not 0 <= settings.seed < SEED_LIMIT - 16:
+    if not 0 <= settings.seed < SEED_SPACE - 16:
         raise ValueError(f"`seed` must lie in [0, 2**62 - 16), got {settings.seed}.")
     for name in ("masking_batch", "curve_batch", "explain_batch"):
         value = getattr(settings, name)
@@ -728,7 +698,7 @@ def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
 def _versions() -> dict[str, str]:
     import captum
 
-    from . import __version__
+    from captum_soundness import __version__
 
     out = {
         "captum_soundness": __version__,
@@ -814,7 +784,7 @@ def _sanity_columns(
     the model) and class sensitivity against the second most likely label, both from
     :mod:`captum_soundness.sanity`. Means over images, NaNs (constant maps) ignored.
     """
-    from .sanity import class_sensitivity, model_randomization
+    from captum_soundness.sanity._core import class_sensitivity, model_randomization
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=r"captum\..*")
@@ -851,13 +821,18 @@ def run_benchmark(
 
     Examples::
 
-        >>> from captum_soundness.benchmark import QUICK_SETTINGS, run_benchmark
+        >>> from captum_soundness.benchmark._core import QUICK_SETTINGS, run_benchmark
         >>> result = run_benchmark(QUICK_SETTINGS.replace(methods=("saliency", "random"),
         ...                        show_progress=False), log=None)
         >>> sorted(result.methods)
         ['random', 'saliency']
     """
-    from .models import MNIST_GRADCAM_LAYER, load_mnist_cnn, load_mnist_digits, mnist_cnn_metadata
+    from captum_soundness.models import (
+        MNIST_GRADCAM_LAYER,
+        load_mnist_cnn,
+        load_mnist_digits,
+        mnist_cnn_metadata,
+    )
 
     check_settings(settings)
     say = log if log is not None else (lambda message: None)
@@ -1146,7 +1121,7 @@ def ablation_lines(metrics: dict[str, dict[str, float]]) -> list[str]:
 
     Examples::
 
-        >>> from captum_soundness.benchmark import ablation_lines
+        >>> from captum_soundness.benchmark._core import ablation_lines
         >>> ablation_lines({
         ...     "simple_masking": {"soundness_other_labels_mean": 0.8, "soundness_worst": 0.3,
         ...                        "completeness_at_prediction": 0.9},

@@ -1,45 +1,4 @@
-r"""Completeness and soundness of saliency maps (Gupta et al., NeurIPS 2022).
-
-Captum-style functional metrics: each takes a model, inputs, attributions and targets
-and returns one value per example.
-
-For an input :math:`x`, a label :math:`a` with clean probability
-:math:`p_a = p_a(x)` and a map :math:`M_a`, the **insertion score** is the mean of the
-insertion curve over a grid :math:`K` of mask sizes (the last one the full image):
-
-.. math::
-
-    S_a(x) = \frac{1}{|K|} \sum_{k \in K} \mathbb{E}_{g \sim G}\,
-        p_a\big(x \odot T_k(M_a) + g \odot (1 - T_k(M_a))\big),
-
-and, with the reference constants :math:`\varepsilon = 0.1`, :math:`\alpha = 1`,
-:math:`\beta = 0.1`,
-
-.. math::
-
-    \mathrm{completeness}_a(x) &= \min\!\Big(1,\
-        \frac{\max(\varepsilon, S_a(x))}{\min(\alpha, p_a)}\Big), \\
-    \mathrm{soundness}_a(x) &= \min\!\Big(1,\ \frac{\max(\beta, p_a)}{S_a(x)}\Big)
-        \qquad (= 1 \text{ when } S_a(x) = 0).
-
-Completeness asks that the kept part of the input supports :math:`a` at least as
-strongly as the whole input; soundness asks that the mask did not *manufacture* support
-for :math:`a` that the input never had. Any map can be made complete for every label by
-an adversarial search; soundness, checked on every label
-(:func:`evaluate_all_labels`), exposes that.
-
-These metrics are **not** the completeness axiom of Integrated Gradients
-(Sundararajan et al., 2017: attributions sum to :math:`F(x) - F(x')`), which is a
-property of additive attributions, checked by ``ig_completeness_error``.
-
-Contents:
-
-- :func:`insertion_curve`, :func:`deletion_curve`: the curves (``(N, F)``);
-- :func:`completeness`, :func:`soundness`: one value per example (``(N,)``);
-- :func:`completeness_from_scores`, :func:`soundness_from_scores`: the formulas alone;
-- :func:`evaluate_all_labels` and :class:`SoundnessReport`: every (image, label) pair;
-- :func:`restrict_labels`, :data:`PAPER_IMAGENET_LABELS`: the label-subset setting.
-"""
+"""Completeness and soundness of saliency maps: one value per example."""
 
 from __future__ import annotations
 
@@ -49,17 +8,12 @@ from typing import Any
 from captum._utils.typing import TargetType
 from torch import Tensor
 
-from .axioms import ig_completeness_error
-from .curves import (
+from captum_soundness.metrics._curves import (
     check_metric_constants,
     completeness_from_scores,
-    deletion_curve,
-    insertion_curve,
     run_curves,
     soundness_from_scores,
 )
-from .evaluation import SoundnessReport, evaluate_all_labels
-from .labels import PAPER_IMAGENET_LABELS, restrict_labels
 
 _CURVE_KWARGS = frozenset(
     {
@@ -74,19 +28,7 @@ _CURVE_KWARGS = frozenset(
     }
 )
 
-__all__ = [
-    "PAPER_IMAGENET_LABELS",
-    "SoundnessReport",
-    "completeness",
-    "completeness_from_scores",
-    "deletion_curve",
-    "evaluate_all_labels",
-    "ig_completeness_error",
-    "insertion_curve",
-    "restrict_labels",
-    "soundness",
-    "soundness_from_scores",
-]
+__all__ = ["completeness", "soundness"]
 
 
 def completeness(
@@ -138,7 +80,7 @@ def completeness(
 
         >>> import torch
         >>> from torch import nn
-        >>> from captum_soundness.metrics import completeness
+        >>> from captum_soundness.metrics._scores import completeness
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
         >>> x, attr = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
         >>> completeness(model, x, attr, target=[0, 1], fractions=4).shape
@@ -201,7 +143,7 @@ def soundness(
 
         >>> import torch
         >>> from torch import nn
-        >>> from captum_soundness.metrics import soundness
+        >>> from captum_soundness.metrics._scores import soundness
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
         >>> x, attr = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
         >>> soundness(model, x, attr, target=2, fractions=4).shape

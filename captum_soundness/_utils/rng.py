@@ -6,9 +6,12 @@ from numbers import Integral
 
 import torch
 
-__all__ = ["SeedType", "make_generator"]
+__all__ = ["SEED_SPACE", "SeedType", "draw_seeds", "make_generator"]
 
 SeedType = int | torch.Generator | None
+
+#: Seeds drawn for sub-streams (per example, per layer) lie in ``[0, SEED_SPACE)``.
+SEED_SPACE = 2**62
 
 
 def make_generator(
@@ -39,3 +42,10 @@ def make_generator(
     else:
         raise TypeError(f"`{name}` must be None, an int or a torch.Generator, got {seed!r}.")
     return generator
+
+
+def draw_seeds(generator: torch.Generator, n: int) -> list[int]:
+    """Draws ``n`` seeds in ``[0, SEED_SPACE)`` from ``generator`` (one per sub-stream)."""
+    return torch.randint(
+        0, SEED_SPACE, (n,), generator=generator, device=generator.device
+    ).tolist()

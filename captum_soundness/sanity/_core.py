@@ -1,26 +1,4 @@
-r"""Sanity checks for saliency methods (Adebayo et al., 2018; Brunke et al., 2020).
-
-- :func:`model_randomization`: re-initialise the model's layers from the output backwards
-  (``"cascading"``) or one at a time (``"independent"``), on deep copies of the model, and
-  measure how similar the maps stay to the maps of the trained model. A method whose maps
-  barely change does not explain the model.
-- :func:`class_sensitivity`: similarity between the maps for the predicted class and for
-  another class; a method that explains the class should give different maps.
-- :func:`fill_sensitivity`: metric values, map rank correlations and method rankings
-  under several fills ("neutral" fills are not neutral, Brunke et al., 2020).
-
-Similarity measures are those of :mod:`captum_soundness.similarity` (Spearman rank
-correlation of values and of absolute values, SSIM and HOG-feature Pearson correlation on
-maps normalised to ``[0, 1]`` by absolute value and per-map min-max).
-
-**Explanation callables.** ``explain_func(inputs, target) -> attributions`` as in
-:func:`~captum_soundness.metrics.evaluate_all_labels`: ``target`` is a 1-D ``LongTensor``
-passed by keyword when the callable has a ``target`` parameter (Captum's ``attribute``
-methods, e.g. ``Saliency(model).attribute``), by position otherwise. Attributions of shape
-``(N, C, *spatial)`` are reduced over channels (``reduce``, ``"sum"`` by default);
-``(N, *spatial)`` and ``(N, 1, *spatial)`` maps are used as they are (layer-shaped maps
-such as un-upsampled GradCAM maps are fine for the model-randomisation and class checks).
-"""
+"""Sanity checks: model randomisation, class sensitivity, fill sensitivity."""
 
 from __future__ import annotations
 
@@ -35,27 +13,34 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor, nn
 
-from ._forward import run_forward
-from ._model_state import preserved_model, warn_if_training
-from ._random import SeedType, make_generator
-from ._validation import (
+from captum_soundness._utils.explain import call_explain
+from captum_soundness._utils.forward import run_forward
+from captum_soundness._utils.maps import to_maps, unwrap_single
+from captum_soundness._utils.model_state import preserved_model, warn_if_training
+from captum_soundness._utils.rng import SeedType, draw_seeds, make_generator
+from captum_soundness._utils.validation import (
     check_choice,
     check_inputs,
     check_labels,
     check_targets,
 )
-from .curves import (
+from captum_soundness.fills import Fill, as_fill
+from captum_soundness.labels import restrict_labels
+from captum_soundness.masking import REDUCTIONS
+from captum_soundness.metrics._curves import (
     check_metric_constants,
     check_model_inputs,
     completeness_from_scores,
     run_curves,
     soundness_from_scores,
 )
-from .evaluation import _explain_signature, evaluate_all_labels
-from .fills import Fill, as_fill
-from .labels import restrict_labels
-from .masking import REDUCTIONS, reduce_channels
-from .similarity import check_similarity, map_similarity, rank_with_ties, spearman
+from captum_soundness.metrics._evaluation import evaluate_all_labels
+from captum_soundness.sanity._similarity import (
+    check_similarity,
+    map_similarity,
+    rank_with_ties,
+    spearman,
+)
 
 __all__ = [
     "RANDOMIZATION_MODES",
@@ -73,55 +58,12 @@ RANDOMIZATION_MODES = ("cascading", "independent")
 # ---- explanations ----------------------------------------------------------------------
 
 
-def _call_explain(explain_func: Callable[..., Any], x: Tensor, target: Tensor, **kw: Any) -> Any:
-    by_keyword, _ = _explain_signature(explain_func)
-    if by_keyword:
-        return explain_func(x, target=target, **kw)
-    return explain_func(x, target, **kw)
-
-
-def _to_maps(attributions: Any, inputs: Tensor, reduce: str, what: str) -> Tensor:
-    """Attributions -> maps ``(N, *map_spatial)``: channel-reduced when input-shaped."""
-    if isinstance(attributions, (tuple, list)):
-        if len(attributions) == 1 and isinstance(attributions[0], Tensor):
-            attributions = attributions[0]
-        else:
-            raise TypeError(
-                f"{what} must be a single tensor, got a {type(attributions).__name__}."
-            )
-    if not isinstance(attributions, Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(attributions).__name__}.")
-    n = inputs.shape[0]
-    if attributions.dim() < 2 or attributions.shape[0] != n:
-        raise ValueError(
-            f"{what} must have shape (N, ...) with N = {n} examples, got "
-            f"{tuple(attributions.shape)}."
-        )
-    if not bool(torch.isfinite(attributions).all()):
-        raise ValueError(f"{what}: NaN or infinite values found.")
-    attr = attributions.detach()
-    if not attr.is_floating_point():
-        attr = attr.double()
-    if attr.dim() == inputs.dim() and attr.shape[1] == inputs.shape[1]:
-        return reduce_channels(attr, reduce)  # input-shaped: reduced over channels
-    if attr.dim() == inputs.dim() and attr.shape[1] == 1:
-        return attr[:, 0]  # one map broadcast over channels: used as it is
-    return attr
-
-
-def _rows(attributions: Any) -> int:
-    """Number of rows of attributions given as a tensor or a one-tensor tuple (Captum)."""
-    if isinstance(attributions, (tuple, list)) and len(attributions) == 1:
-        attributions = attributions[0]
-    return len(attributions)
-
-
 def _first_explain(
     explain_func: Any, inputs: Tensor, target: Tensor, reduce: str, what: str, **kw: Any
 ) -> Tensor:
     if not callable(explain_func):
         raise TypeError(f"{what} must be callable, got {type(explain_func).__name__}.")
-    return _to_maps(_call_explain(explain_func, inputs, target, **kw), inputs, reduce, what)
+    return to_maps(call_explain(explain_func, inputs, target, **kw), inputs, reduce, what)
 
 
 def _check_measures_fit(measures: Sequence[str], maps: Tensor, name: str) -> None:
@@ -368,7 +310,7 @@ def model_randomization(
     between original and randomised maps is returned per example (:math:`N` values):
     ``"spearman"`` (rank correlation of the values), ``"spearman_abs"`` (of the absolute
     values), ``"ssim"`` and ``"hog"`` (on maps brought to ``[0, 1]`` by absolute value and
-    per-map min-max, see :func:`~captum_soundness.similarity.normalize_maps`; ``"hog"``
+    per-map min-max, see :func:`~captum_soundness.sanity.normalize_maps`; ``"hog"``
     needs scikit-image) or ``"pearson"``. A method whose similarities stay near 1 does
     not depend on the randomised parameters.
 
@@ -418,7 +360,7 @@ def model_randomization(
         >>> import torch
         >>> from torch import nn
         >>> from captum.attr import Saliency
-        >>> from captum_soundness.sanity import model_randomization
+        >>> from captum_soundness.sanity._core import model_randomization
         >>> model = nn.Sequential(
         ...     nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)
         ... ).eval()
@@ -465,9 +407,7 @@ def model_randomization(
     # One seed per layer, in the model's registration order (independent of mode and of
     # the order in which `layers` was given).
     registered = [name for name, _ in model.named_modules() if name in set(names)]
-    layer_seeds = dict(
-        zip(registered, torch.randint(0, 2**62, (len(registered),), generator=base).tolist())
-    )
+    layer_seeds = dict(zip(registered, draw_seeds(base, len(registered))))
     names = sorted(names, key=lambda nm: -_layer_position(nm, order, recurse))
 
     what = "The attributions of `explain_factory(model)`"
@@ -564,7 +504,7 @@ def class_sensitivity(
         >>> import torch
         >>> from torch import nn
         >>> from captum.attr import Saliency
-        >>> from captum_soundness.sanity import class_sensitivity
+        >>> from captum_soundness.sanity._core import class_sensitivity
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
         >>> x = torch.randn(4, 1, 4, 4)
         >>> class_sensitivity(Saliency(model).attribute, model.eval(), x).shape
@@ -660,7 +600,7 @@ class _RecordingExplain:
             result = self.replay[len(self.calls)]
         else:
             kw = {} if self.fill is None else {"fill": self.fill}
-            result = _call_explain(self.explain_func, inputs, target, **kw)
+            result = call_explain(self.explain_func, inputs, target, **kw)
         self.calls.append(result)
         return result
 
@@ -869,7 +809,7 @@ def fill_sensitivity(
         >>> from torch import nn
         >>> from captum.attr import Saliency, InputXGradient
         >>> from captum_soundness.fills import BlurFill, MeanFill
-        >>> from captum_soundness.sanity import fill_sensitivity
+        >>> from captum_soundness.sanity._core import fill_sensitivity
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 3))
         >>> x = torch.randn(4, 1, 4, 4)
         >>> report = fill_sensitivity(
@@ -959,7 +899,7 @@ def fill_sensitivity(
             replay = None
             for fname, fill in fill_objs.items():
                 rec = _RecordingExplain(explain_funcs[m], fill if dependent[m] else None, replay)
-                maps = _to_maps(
+                maps = to_maps(
                     rec(x2, ids), x2, reduce, f"The attributions of `explain_funcs[{m!r}]`"
                 )
                 if not dependent[m]:
@@ -1011,7 +951,12 @@ def fill_sensitivity(
                 what = f"The attributions of `explain_funcs[{m!r}]`"
                 all_maps = torch.cat(
                     [
-                        _to_maps(a, inputs[:1].expand(_rows(a), *inputs.shape[1:]), reduce, what)
+                        to_maps(
+                            a,
+                            inputs[:1].expand(len(unwrap_single(a, what)), *inputs.shape[1:]),
+                            reduce,
+                            what,
+                        )
                         for a in rec.calls
                     ]
                 )

@@ -9,7 +9,7 @@ import torch
 from captum._utils.common import _format_additional_forward_args
 from torch import Tensor
 
-from ._validation import check_label_range
+from captum_soundness._utils.validation import check_label_range
 
 __all__ = [
     "check_forward_args",

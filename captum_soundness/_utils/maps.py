@@ -1,0 +1,120 @@
+"""Attributions -> saliency maps: validation, one-tensor tuples, channel reduction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from captum_soundness.masking import reduce_channels
+
+__all__ = ["saliency_maps", "to_maps", "unwrap_single"]
+
+
+def unwrap_single(attributions: Any, what: str) -> Any:
+    """The tensor of a one-tensor tuple or list (Captum returns tuples); others unchanged."""
+    if isinstance(attributions, (tuple, list)):
+        if len(attributions) == 1 and isinstance(attributions[0], Tensor):
+            return attributions[0]
+        raise TypeError(
+            f"{what} must be a single tensor; tuples of attributions (multi-input models) "
+            f"are not supported, got a {type(attributions).__name__} of {len(attributions)}."
+        )
+    return attributions
+
+
+def saliency_maps(
+    attributions: Any, inputs: Tensor, reduce: str = "sum", what: str = "`attributions`"
+) -> Tensor:
+    """Validates attributions against ``inputs`` and reduces them to maps ``(N, *spatial)``.
+
+    Accepted shapes, for inputs of shape ``(N, C, *spatial)``:
+
+    - ``(N, C, *spatial)``: a Captum attribution of the inputs' shape, reduced over
+      channels with ``reduce``;
+    - ``(N, 1, *spatial)``: one channel broadcast over all channels (e.g. an upsampled
+      GradCAM map); ``reduce`` applies to the single channel (``"abs"`` takes absolute
+      values, ``"sum"`` and ``"max"`` keep it as is);
+    - ``(N, *spatial)``: an already reduced map, treated like ``(N, 1, *spatial)``.
+
+    Args:
+        attributions: The attributions to check.
+        inputs: The checked inputs.
+        reduce: ``"sum"``, ``"abs"`` or ``"max"``.
+        what: How error messages name the attributions.
+
+    Returns:
+        Maps of shape ``(N, *spatial)`` on the inputs' device (floating point).
+    """
+    attributions = unwrap_single(attributions, what)
+    if not isinstance(attributions, Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(attributions).__name__}.")
+    if attributions.dtype == torch.bool or attributions.is_complex():
+        raise TypeError(f"{what} must be a real-valued tensor, got dtype {attributions.dtype}.")
+    n, channels, spatial = inputs.shape[0], inputs.shape[1], tuple(inputs.shape[2:])
+    shape = tuple(attributions.shape)
+    expected = (
+        f"expected ({n}, {channels}, {', '.join(map(str, spatial))}) like the inputs, "
+        f"({n}, 1, {', '.join(map(str, spatial))}) or ({n}, {', '.join(map(str, spatial))})"
+    )
+    if attributions.dim() == inputs.dim():
+        if shape[0] != n:
+            raise ValueError(
+                f"{what} has batch size {shape[0]} but the inputs hold {n} examples "
+                f"(shape {shape}; {expected})."
+            )
+        if shape[2:] != spatial:
+            raise ValueError(
+                f"{what} has spatial size {shape[2:]} but the inputs have {spatial} "
+                f"(shape {shape}; {expected})."
+            )
+        if shape[1] not in (channels, 1):
+            raise ValueError(
+                f"{what} has {shape[1]} channels but the inputs have {channels} "
+                f"(shape {shape}; {expected})."
+            )
+        attr = attributions
+    elif attributions.dim() == inputs.dim() - 1:
+        if shape[0] != n:
+            raise ValueError(
+                f"{what} has batch size {shape[0]} but the inputs hold {n} examples "
+                f"(shape {shape}; {expected})."
+            )
+        if shape[1:] != spatial:
+            raise ValueError(
+                f"{what} has spatial size {shape[1:]} but the inputs have {spatial} "
+                f"(shape {shape}; {expected})."
+            )
+        attr = attributions.unsqueeze(1)
+    else:
+        raise ValueError(f"{what} has shape {shape}; {expected}.")
+    if not bool(torch.isfinite(attributions).all()):
+        raise ValueError(f"{what}: NaN or infinite values found.")
+    attr = attr.detach().to(inputs.device)
+    if not attr.is_floating_point():
+        attr = attr.double()
+    return reduce_channels(attr, reduce)
+
+
+def to_maps(attributions: Any, inputs: Tensor, reduce: str, what: str) -> Tensor:
+    """Attributions -> maps ``(N, *map_spatial)``: channel-reduced when input-shaped."""
+    attributions = unwrap_single(attributions, what)
+    if not isinstance(attributions, Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(attributions).__name__}.")
+    n = inputs.shape[0]
+    if attributions.dim() < 2 or attributions.shape[0] != n:
+        raise ValueError(
+            f"{what} must have shape (N, ...) with N = {n} examples, got "
+            f"{tuple(attributions.shape)}."
+        )
+    if not bool(torch.isfinite(attributions).all()):
+        raise ValueError(f"{what}: NaN or infinite values found.")
+    attr = attributions.detach()
+    if not attr.is_floating_point():
+        attr = attr.double()
+    if attr.dim() == inputs.dim() and attr.shape[1] == inputs.shape[1]:
+        return reduce_channels(attr, reduce)  # input-shaped: reduced over channels
+    if attr.dim() == inputs.dim() and attr.shape[1] == 1:
+        return attr[:, 0]  # one map broadcast over channels: used as it is
+    return attr

@@ -1,0 +1,61 @@
+r"""Sanity checks for saliency methods (Adebayo et al., 2018; Brunke et al., 2020).
+
+- :func:`model_randomization`: re-initialise the model's layers from the output backwards
+  (``"cascading"``) or one at a time (``"independent"``), on deep copies of the model, and
+  measure how similar the maps stay to the maps of the trained model. A method whose maps
+  barely change does not explain the model.
+- :func:`class_sensitivity`: similarity between the maps for the predicted class and for
+  another class; a method that explains the class should give different maps.
+- :func:`fill_sensitivity`: metric values, map rank correlations and method rankings
+  under several fills ("neutral" fills are not neutral, Brunke et al., 2020).
+
+Similarity measures are those of :mod:`captum_soundness.sanity` (Spearman rank
+correlation of values and of absolute values, SSIM and HOG-feature Pearson correlation on
+maps normalised to ``[0, 1]`` by absolute value and per-map min-max).
+
+**Explanation callables.** ``explain_func(inputs, target) -> attributions`` as in
+:func:`~captum_soundness.metrics.evaluate_all_labels`: ``target`` is a 1-D ``LongTensor``
+passed by keyword when the callable has a ``target`` parameter (Captum's ``attribute``
+methods, e.g. ``Saliency(model).attribute``), by position otherwise. Attributions of shape
+``(N, C, *spatial)`` are reduced over channels (``reduce``, ``"sum"`` by default);
+``(N, *spatial)`` and ``(N, 1, *spatial)`` maps are used as they are (layer-shaped maps
+such as un-upsampled GradCAM maps are fine for the model-randomisation and class checks).
+"""
+
+from captum_soundness.sanity._core import (
+    RANDOMIZATION_MODES,
+    FillSensitivityReport,
+    ModelRandomizationResult,
+    class_sensitivity,
+    fill_sensitivity,
+    model_randomization,
+)
+from captum_soundness.sanity._similarity import (
+    SIMILARITIES,
+    hog_pearson,
+    map_similarity,
+    normalize_maps,
+    pearson,
+    rank_with_ties,
+    spearman,
+    spearman_abs,
+    ssim,
+)
+
+__all__ = [
+    "RANDOMIZATION_MODES",
+    "SIMILARITIES",
+    "FillSensitivityReport",
+    "ModelRandomizationResult",
+    "class_sensitivity",
+    "fill_sensitivity",
+    "hog_pearson",
+    "map_similarity",
+    "model_randomization",
+    "normalize_maps",
+    "pearson",
+    "rank_with_ties",
+    "spearman",
+    "spearman_abs",
+    "ssim",
+]
