@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from captum_soundness._utils.forward import check_output
 from captum_soundness._utils.validation import check_label_list
 
 __all__ = ["PAPER_IMAGENET_LABELS", "PAPER_IMAGENET_LABEL_NAMES", "LabelSubset", "restrict_labels"]
@@ -85,13 +86,7 @@ class LabelSubset(nn.Module):
         return self.model if "model" in self._modules else self._forward_func
 
     def forward(self, *args: Any, **kwargs: Any) -> Tensor:
-        out = self.forward_func(*args, **kwargs)
-        if not isinstance(out, Tensor) or out.dim() != 2:
-            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(
-                "restrict_labels: the wrapped model must return (N, num_classes) scores, "
-                f"got {shape}."
-            )
+        out = check_output(self.forward_func(*args, **kwargs), None, "forward_func")
         if max(self.labels) >= out.shape[1]:
             bad = [a for a in self.labels if a >= out.shape[1]]
             raise ValueError(
