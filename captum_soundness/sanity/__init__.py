@@ -22,21 +22,17 @@ methods, e.g. ``Saliency(model).attribute``), by position otherwise. Attribution
 such as un-upsampled GradCAM maps are fine for the model-randomisation and class checks).
 """
 
-from captum_soundness.sanity._core import (
-    RANDOMIZATION_MODES,
-    FillSensitivityReport,
-    ModelRandomizationResult,
-    class_sensitivity,
-    fill_sensitivity,
-    model_randomization,
-)
+from captum_soundness.sanity._class_sensitivity import class_sensitivity
+from captum_soundness.sanity._fill_sensitivity import fill_sensitivity
+from captum_soundness.sanity._randomization import RANDOMIZATION_MODES, model_randomization
+from captum_soundness.sanity._rank import rank_with_ties
+from captum_soundness.sanity._results import FillSensitivityReport, ModelRandomizationResult
 from captum_soundness.sanity._similarity import (
     SIMILARITIES,
     hog_pearson,
     map_similarity,
     normalize_maps,
     pearson,
-    rank_with_ties,
     spearman,
     spearman_abs,
     ssim,

@@ -27,7 +27,6 @@ like ``(N, *spatial)`` for the image measures); both arguments must have the sam
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -39,6 +38,7 @@ from captum_soundness._utils.validation import (
     check_positive_float,
     check_positive_int,
 )
+from captum_soundness.sanity._rank import pearson_rows, rank_with_ties
 
 __all__ = [
     "SIMILARITIES",
@@ -46,7 +46,6 @@ __all__ = [
     "map_similarity",
     "normalize_maps",
     "pearson",
-    "rank_with_ties",
     "spearman",
     "spearman_abs",
     "ssim",
@@ -115,54 +114,6 @@ def normalize_maps(maps: Tensor) -> Tensor:
     return out.reshape(maps.shape)
 
 
-def rank_with_ties(values: Tensor) -> Tensor:
-    """Ranks ``0 .. P-1`` of every row of ``values`` ``(N, P)``, ties sharing their mean rank.
-
-    Fully batched: one sort per call, no loop over examples.
-
-    Args:
-        values: Tensor of shape ``(N, P)``.
-
-    Returns:
-        Float tensor ``(N, P)`` of (fractional) ranks.
-
-    Examples::
-
-        >>> import torch
-        >>> from captum_soundness.sanity._similarity import rank_with_ties
-        >>> rank_with_ties(torch.tensor([[3.0, 1.0, 3.0, 2.0]]))
-        tensor([[2.5000, 0.0000, 2.5000, 1.0000]], dtype=torch.float64)
-    """
-    n, p = values.shape
-    sorted_vals, order = torch.sort(values, dim=1, stable=True)
-    new_group = torch.ones(n, p, dtype=torch.bool, device=values.device)
-    new_group[:, 1:] = sorted_vals[:, 1:] != sorted_vals[:, :-1]
-    group = torch.cumsum(new_group.long(), dim=1) - 1  # group id within the row
-    flat_group = (group + torch.arange(n, device=values.device).view(-1, 1) * p).reshape(-1)
-    position = torch.arange(p, dtype=torch.float64, device=values.device).expand(n, p)
-    mean_pos = torch.zeros(n * p, dtype=torch.float64, device=values.device)
-    mean_pos = mean_pos.scatter_reduce(
-        0, flat_group, position.reshape(-1), reduce="mean", include_self=False
-    )
-    sorted_ranks = mean_pos[flat_group].view(n, p)
-    ranks = torch.empty_like(sorted_ranks)
-    ranks.scatter_(1, order, sorted_ranks)
-    return ranks
-
-
-def _pearson_rows(x: Tensor, y: Tensor) -> Tensor:
-    """Pearson correlation of the rows of ``x`` and ``y`` (``(N, P)``); NaN for constant rows."""
-    x = x.double()
-    y = y.double()
-    x = x - x.mean(dim=1, keepdim=True)
-    y = y - y.mean(dim=1, keepdim=True)
-    num = (x * y).sum(dim=1)
-    den = torch.sqrt((x * x).sum(dim=1) * (y * y).sum(dim=1))
-    out = num / den
-    out = torch.where(den > 0, out, torch.full_like(out, math.nan))
-    return out.clamp(-1.0, 1.0)
-
-
 def pearson(a: Tensor, b: Tensor) -> Tensor:
     """Pearson correlation between the maps of ``a`` and ``b``, per example.
 
@@ -182,7 +133,7 @@ def pearson(a: Tensor, b: Tensor) -> Tensor:
         tensor([1.], dtype=torch.float64)
     """
     _check_pair(a, b)
-    return _pearson_rows(_flat(a), _flat(b))
+    return pearson_rows(_flat(a), _flat(b))
 
 
 def spearman(a: Tensor, b: Tensor) -> Tensor:
@@ -209,7 +160,7 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
         (tensor([1.], dtype=torch.float64), tensor([-1.], dtype=torch.float64))
     """
     _check_pair(a, b)
-    return _pearson_rows(rank_with_ties(_flat(a)), rank_with_ties(_flat(b)))
+    return pearson_rows(rank_with_ties(_flat(a)), rank_with_ties(_flat(b)))
 
 
 def spearman_abs(a: Tensor, b: Tensor) -> Tensor:
@@ -238,7 +189,8 @@ def spearman_abs(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _image_maps(t: Tensor, name: str) -> Tensor:
-    """``(N, H, W)`` or ``(N, 1, H, W)`` -> ``(N, 1, H, W)``."""
+    """``(N, H, W)`` or ``(N, 1, H, W)`` -> ``(N, H, W)``, detached."""
+    t = _flat(t).reshape(t.shape)
     if t.dim() == 4 and t.shape[1] == 1:
         t = t[:, 0]
     if t.dim() != 3:
@@ -246,7 +198,7 @@ def _image_maps(t: Tensor, name: str) -> Tensor:
             f"`{name}` must hold 2-D maps of shape (N, H, W) or (N, 1, H, W), got shape "
             f"{tuple(t.shape)}."
         )
-    return t.unsqueeze(1)
+    return t
 
 
 def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -312,8 +264,8 @@ def ssim(
         raise ValueError(f"`window_size` must be odd, got {window_size}.")
     sigma = check_positive_float(sigma, "sigma")
     data_range = check_positive_float(data_range, "data_range")
-    x = _image_maps(_flat(a).reshape(a.shape), "a").double()
-    y = _image_maps(_flat(b).reshape(b.shape), "b").double()
+    x = _image_maps(a, "a").double().unsqueeze(1)
+    y = _image_maps(b, "b").double().unsqueeze(1)
     h, w = x.shape[-2:]
     size = min(window_size, h if h % 2 else h - 1, w if w % 2 else w - 1)
     size = max(size, 1)
@@ -394,8 +346,8 @@ def hog_pearson(
     orientations = check_positive_int(orientations, "orientations")
     pixels_per_cell = check_positive_int(pixels_per_cell, "pixels_per_cell")
     cells_per_block = check_positive_int(cells_per_block, "cells_per_block")
-    x = _image_maps(_flat(a).reshape(a.shape), "a")[:, 0]
-    y = _image_maps(_flat(b).reshape(b.shape), "b")[:, 0]
+    x = _image_maps(a, "a")
+    y = _image_maps(b, "b")
     h, w = x.shape[-2:]
     ppc = max(1, min(pixels_per_cell, h // cells_per_block, w // cells_per_block))
     cpb = max(1, min(cells_per_block, h // ppc, w // ppc))
@@ -409,7 +361,7 @@ def hog_pearson(
     ys = y.double().cpu().numpy()
     fx = torch.stack([torch.as_tensor(hog(m, **kwargs)) for m in xs])
     fy = torch.stack([torch.as_tensor(hog(m, **kwargs)) for m in ys])
-    return _pearson_rows(fx, fy).to(a.device)
+    return pearson_rows(fx, fy).to(a.device)
 
 
 def _ssim_normalized(a: Tensor, b: Tensor) -> Tensor:

@@ -5,26 +5,11 @@ import json
 import pytest
 import torch
 from captum.attr import InputXGradient, Saliency
+from helpers.models import small_cnn
 from torch import nn
 
 from captum_soundness.fills import BlurFill, MeanFill
 from captum_soundness.sanity import class_sensitivity, fill_sensitivity, model_randomization
-
-
-def _model() -> nn.Module:
-    g = torch.Generator().manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(4 * 8 * 8, 3),
-    )
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return net.eval()
 
 
 def _x(n: int = 3) -> torch.Tensor:
@@ -36,7 +21,7 @@ def _saliency(m: nn.Module):
 
 
 def test_randomization_changes_maps_and_leaves_model_untouched():
-    model, x = _model(), _x()
+    model, x = small_cnn(2), _x()
     model[0].weight.requires_grad_(False)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.get_rng_state()
@@ -59,7 +44,7 @@ def test_randomization_changes_maps_and_leaves_model_untouched():
 
 
 def test_method_ignoring_the_model_is_unchanged():
-    model, x = _model(), _x()
+    model, x = small_cnn(2), _x()
     maps = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(2))
 
     def factory(m):
@@ -76,7 +61,7 @@ def test_layer_the_method_does_not_depend_on():
     class TwoHeads(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.body = _model()
+            self.body = small_cnn(2)
             self.unused = nn.Linear(3, 3)
 
         def forward(self, x):
@@ -92,7 +77,7 @@ def test_layer_the_method_does_not_depend_on():
 
 
 def test_seed_reproducible_and_modes_share_first_layer():
-    model, x = _model(), _x()
+    model, x = small_cnn(2), _x()
     a = model_randomization(_saliency, model, x, seed=3, similarity="spearman")
     b = model_randomization(_saliency, model, x, seed=3, similarity="spearman")
     c = model_randomization(_saliency, model, x, seed=3, similarity="spearman", mode="independent")
@@ -103,7 +88,7 @@ def test_seed_reproducible_and_modes_share_first_layer():
 
 
 def test_hog_maps_and_to_dict():
-    model, x = _model(), _x(2)
+    model, x = small_cnn(2), _x(2)
     result = model_randomization(
         _saliency, model, x, layers="5", similarity=("hog", "pearson"), return_maps=True, seed=0
     )
@@ -115,7 +100,7 @@ def test_hog_maps_and_to_dict():
 
 
 def test_randomization_bad_arguments():
-    model, x = _model(), _x()
+    model, x = small_cnn(2), _x()
     with pytest.raises(ValueError, match="`mode`"):
         model_randomization(_saliency, model, x, mode="random")
     with pytest.raises(ValueError, match="`similarity`"):
@@ -144,7 +129,7 @@ def test_randomization_bad_arguments():
 
 
 def test_class_sensitivity():
-    model, x = _model(), _x(4)
+    model, x = small_cnn(2), _x(4)
     sim = class_sensitivity(Saliency(model).attribute, model, x)
     assert sim.shape == (4,)
     assert float(sim.max()) < 0.99
@@ -161,7 +146,7 @@ def test_class_sensitivity():
 
 
 def test_class_sensitivity_bad_arguments():
-    model, x = _model(), _x(4)
+    model, x = small_cnn(2), _x(4)
     pred = model(x).argmax(1)
     with pytest.raises(ValueError, match="`other`"):
         class_sensitivity(Saliency(model).attribute, model, x, other=pred)
@@ -172,7 +157,7 @@ def test_class_sensitivity_bad_arguments():
 
 
 def test_fill_sensitivity_protocol_and_report():
-    model, x = _model(), _x(4)
+    model, x = small_cnn(2), _x(4)
     seen = []
     counts = {"sal": 0}
 
@@ -224,7 +209,7 @@ def test_fill_sensitivity_protocol_and_report():
 
 
 def test_fill_sensitivity_all_labels_and_label_subset():
-    model, x = _model(), _x(3)
+    model, x = small_cnn(2), _x(3)
     report = fill_sensitivity(
         {"sal": Saliency(model).attribute, "ixg": InputXGradient(model).attribute},
         model,
@@ -241,11 +226,11 @@ def test_fill_sensitivity_all_labels_and_label_subset():
 
 
 def test_fill_sensitivity_bad_arguments():
-    model, x = _model(), _x(2)
+    model, x = small_cnn(2), _x(2)
     funcs = {"sal": Saliency(model).attribute}
     with pytest.raises(TypeError, match="unexpected"):
         fill_sensitivity(funcs, model, x, {"zero": 0.0}, fractoins=4)
-    with pytest.raises(TypeError, match="`fills`"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'fill'"):
         fill_sensitivity(funcs, model, x, {"zero": 0.0}, fill=0.0)
     with pytest.raises(ValueError, match="`evaluation`"):
         fill_sensitivity(funcs, model, x, {"zero": 0.0}, evaluation="all")
@@ -263,7 +248,7 @@ def test_automatic_layers_randomise_only_their_own_parameters():
     class Scaled(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.body = _model()
+            self.body = small_cnn(2)
             self.temperature = nn.Parameter(torch.tensor(2.0))
 
         def forward(self, x):
@@ -290,7 +275,7 @@ def test_automatic_layers_randomise_only_their_own_parameters():
 def test_fill_sensitivity_accepts_tuple_attributions_and_matches_scipy():
     from scipy import stats as scipy_stats  # installed with scikit-image (test extra)
 
-    model, x = _model(), _x(3)
+    model, x = small_cnn(2), _x(3)
 
     def as_tuple(inputs, target):
         return (Saliency(model).attribute(inputs, target=target),)
