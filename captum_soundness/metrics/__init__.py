@@ -38,6 +38,8 @@ Contents:
 - :func:`completeness`, :func:`soundness`: one value per example (``(N,)``);
 - :func:`completeness_from_scores`, :func:`soundness_from_scores`: the formulas alone;
 - :func:`evaluate_all_labels` and :class:`SoundnessReport`: every (image, label) pair;
+- :data:`HEADLINE_METRICS`, :data:`SUMMARY_METRICS`, :data:`SUMMARY_RENAMES`: the names
+  of the reported metrics (used by the benchmark, the sanity checks and the docs);
 - :func:`restrict_labels`, :data:`PAPER_IMAGENET_LABELS`: the label-subset setting.
 """
 
@@ -47,26 +49,28 @@ from captum_soundness.metrics._axioms import (
     ig_completeness_passes,
     ig_steps_for_tolerance,
 )
-from captum_soundness.metrics._curves import (
-    CURVE_KINDS,
+from captum_soundness.metrics._curves import CURVE_KINDS, deletion_curve, insertion_curve
+from captum_soundness.metrics._evaluation import DELETION_MODES, evaluate_all_labels
+from captum_soundness.metrics._report import (
+    HEADLINE_METRICS,
+    SUMMARY_METRICS,
+    SUMMARY_RENAMES,
+    SoundnessReport,
+)
+from captum_soundness.metrics._scores import (
+    completeness,
     completeness_from_scores,
-    deletion_curve,
-    insertion_curve,
+    soundness,
     soundness_from_scores,
 )
-from captum_soundness.metrics._evaluation import (
-    DELETION_MODES,
-    HEADLINE_METRICS,
-    SoundnessReport,
-    evaluate_all_labels,
-)
-from captum_soundness.metrics._scores import completeness, soundness
 
 __all__ = [
     "CURVE_KINDS",
     "DELETION_MODES",
     "HEADLINE_METRICS",
     "PAPER_IMAGENET_LABELS",
+    "SUMMARY_METRICS",
+    "SUMMARY_RENAMES",
     "SoundnessReport",
     "completeness",
     "completeness_from_scores",

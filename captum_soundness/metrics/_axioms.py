@@ -31,6 +31,7 @@ from captum._utils.typing import TargetType
 from torch import Tensor
 
 from captum_soundness._utils.forward import check_forward_args, run_forward, target_scores
+from captum_soundness._utils.maps import unwrap_single
 from captum_soundness._utils.model_state import preserved_model
 from captum_soundness._utils.validation import (
     check_inputs,
@@ -139,7 +140,7 @@ def ig_completeness_error(
         >>> import torch
         >>> from torch import nn
         >>> from captum.attr import IntegratedGradients
-        >>> from captum_soundness.metrics._scores import ig_completeness_error
+        >>> from captum_soundness.metrics import ig_completeness_error
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
         >>> x = torch.randn(2, 1, 4, 4)
         >>> attr = IntegratedGradients(model).attribute(x, target=1, n_steps=200)
@@ -149,13 +150,7 @@ def ig_completeness_error(
     if not callable(forward_func):
         raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
     inputs = check_inputs(inputs, min_dim=2)
-    if isinstance(attributions, (tuple, list)):
-        if len(attributions) == 1 and isinstance(attributions[0], Tensor):
-            attributions = attributions[0]
-        else:
-            raise TypeError(
-                "`attributions` must be a single tensor (multi-input models are not supported)."
-            )
+    attributions = unwrap_single(attributions, "`attributions`")
     if not isinstance(attributions, Tensor):
         raise TypeError(
             f"`attributions` must be a torch.Tensor, got {type(attributions).__name__}."
@@ -213,16 +208,15 @@ def ig_completeness_passes(
     Returns:
         Boolean tensor ``(N,)``.
 
-    Examples::
+    Example: on a linear model, IG is exact with any number of steps::
 
         >>> import torch
-        >>> from torch import nn
         >>> from captum.attr import IntegratedGradients
-        >>> from captum_soundness.metrics._axioms import ig_completeness_passes
-        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> from captum_soundness.metrics import ig_completeness_passes
+        >>> linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
         >>> x = torch.randn(2, 1, 4, 4)
-        >>> attr = IntegratedGradients(model).attribute(x, target=0, n_steps=10)
-        >>> ig_completeness_passes(model, x, attr, target=0, tolerance=1e-3)
+        >>> attr = IntegratedGradients(linear).attribute(x, target=0, n_steps=10)
+        >>> ig_completeness_passes(linear, x, attr, target=0, tolerance=1e-3)
         tensor([True, True])
     """
     tolerance = check_nonnegative_float(tolerance, "tolerance")
@@ -264,18 +258,15 @@ def ig_steps_for_tolerance(
         one tried if none does: check ``errors``), its attributions and the ``(N,)``
         relative errors.
 
-    Examples::
+    Example: the fewest steps (of 25, 50, 100, ...) that bring a small network to 5%::
 
         >>> import torch
-        >>> from torch import nn
         >>> from captum.attr import IntegratedGradients
-        >>> from captum_soundness.metrics._axioms import ig_steps_for_tolerance
-        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
-        >>> x = torch.randn(2, 1, 4, 4)
-        >>> n_steps, attr, err = ig_steps_for_tolerance(
-        ...     IntegratedGradients(model), x, target=0, tolerance=0.01
-        ... )
-        >>> bool((err <= 0.01).all())
+        >>> from captum_soundness.metrics import ig_steps_for_tolerance
+        >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh())
+        >>> ig = IntegratedGradients(torch.nn.Sequential(net, torch.nn.Linear(8, 3)))
+        >>> n_steps, attr, err = ig_steps_for_tolerance(ig, torch.randn(2, 1, 4, 4), target=0)
+        >>> bool((err <= 0.05).all())
         True
     """
     tolerance = check_nonnegative_float(tolerance, "tolerance")

@@ -16,17 +16,13 @@ insertion curves (and deletion curves on request).
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from captum_soundness._utils.explain import explain_signature
+from captum_soundness._utils.explain import call_explain, explain_signature
 from captum_soundness._utils.forward import (
     check_forward_args,
     chunk_slices,
@@ -39,229 +35,24 @@ from captum_soundness._utils.validation import check_choice, check_labels, check
 from captum_soundness.fills import FillLike
 from captum_soundness.labels import restrict_labels
 from captum_soundness.masking import rank_positions
-from captum_soundness.metrics._curves import (
+from captum_soundness.metrics._config import CurveConfig, check_curve_config, check_model_inputs
+from captum_soundness.metrics._engine import (
     CurveJobs,
     batched_curves,
-    check_curve_config,
-    check_metric_constants,
-    check_model_inputs,
     class_outputs,
+    to_probabilities,
+)
+from captum_soundness.metrics._report import HEADLINE_METRICS, SoundnessReport
+from captum_soundness.metrics._scores import (
+    check_metric_constants,
     completeness_from_scores,
     soundness_from_scores,
-    to_probabilities,
 )
 
 __all__ = ["DELETION_MODES", "HEADLINE_METRICS", "SoundnessReport", "evaluate_all_labels"]
 
 #: Values of ``deletion`` in :func:`evaluate_all_labels`.
 DELETION_MODES = ("none", "predicted", "all")
-
-#: The headline per-image metrics of paper.md section 2, in report order, with
-#: human-readable names.
-HEADLINE_METRICS: dict[str, str] = {
-    "completeness_at_prediction": "completeness at the prediction",
-    "soundness_other_labels_mean": "soundness, mean over the other labels",
-    "soundness_worst": "soundness, worst label",
-    "completeness_worst_wrong_label": "completeness, worst wrong label",
-    "soundness_second_label": "soundness at the second label",
-}
-
-
-@dataclass
-class SoundnessReport:
-    r"""Per-image x per-label results of :func:`evaluate_all_labels`.
-
-    Label dimensions index :attr:`labels` (position ``j`` stands for label id
-    ``labels[j]``); all tensors live on the CPU.
-
-    Attributes:
-        labels: The evaluated label ids (``L`` of them).
-        fractions: ``(F,)`` the grid of kept fractions.
-        probs: ``(N, L)`` clean probabilities :math:`p_a(x)` (softmax over the evaluated
-            labels when a subset was given).
-        insertion: ``(N, L, F)`` insertion curves.
-        completeness: ``(N, L)`` completeness per pair.
-        soundness: ``(N, L)`` soundness per pair.
-        predicted: ``(N,)`` position in :attr:`labels` of the predicted label
-            (:math:`\arg\max` of :attr:`probs`, ties to the lower position).
-        second: ``(N,)`` position of the second most likely label.
-        deletion: ``(N, L, F)`` deletion curves (only with ``deletion="all"``).
-        deletion_at_prediction: ``(N, F)`` deletion curves at the predicted label (with
-            ``deletion="predicted"`` or ``"all"``).
-        settings: The settings of the run (constants, fill, grid...).
-    """
-
-    labels: list[int]
-    fractions: Tensor
-    probs: Tensor
-    insertion: Tensor
-    completeness: Tensor
-    soundness: Tensor
-    predicted: Tensor
-    second: Tensor
-    deletion: Tensor | None = None
-    deletion_at_prediction: Tensor | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    # ---- derived quantities ------------------------------------------------------------
-
-    @property
-    def num_images(self) -> int:
-        return int(self.probs.shape[0])
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.labels)
-
-    @property
-    def predicted_labels(self) -> Tensor:
-        """``(N,)`` label ids of the predictions."""
-        return torch.tensor(self.labels, dtype=torch.long)[self.predicted]
-
-    @property
-    def insertion_score(self) -> Tensor:
-        """``(N, L)`` insertion scores :math:`S_a(x)` (means of the insertion curves)."""
-        return self.insertion.mean(dim=-1)
-
-    def per_image(self) -> dict[str, Tensor]:
-        """The headline metrics per image: a dict of ``(N,)`` tensors.
-
-        Keys: ``completeness_at_prediction``, ``soundness_other_labels_mean`` (sum over
-        the labels other than the prediction divided by ``L - 1``), ``soundness_worst``
-        (minimum over all labels), ``completeness_worst_wrong_label`` (minimum over the
-        labels other than the prediction), ``soundness_second_label``,
-        ``insertion_score_at_prediction`` and, when deletion curves were computed,
-        ``deletion_score_at_prediction`` (mean of the deletion curve).
-        """
-        n, num = self.num_images, self.num_labels
-        rows = torch.arange(n)
-        pred = self.predicted
-        at_pred = torch.zeros(n, num, dtype=torch.bool)
-        at_pred[rows, pred] = True
-        comp, sound = self.completeness, self.soundness
-        other_sum = sound.masked_fill(at_pred, 0.0).sum(dim=1)
-        out = {
-            "completeness_at_prediction": comp[rows, pred],
-            "soundness_other_labels_mean": other_sum / (num - 1),
-            "soundness_worst": sound.min(dim=1).values,
-            "completeness_worst_wrong_label": comp.masked_fill(at_pred, math.inf)
-            .min(dim=1)
-            .values,
-            "soundness_second_label": sound[rows, self.second],
-            "insertion_score_at_prediction": self.insertion_score[rows, pred],
-        }
-        if self.deletion_at_prediction is not None:
-            out["deletion_score_at_prediction"] = self.deletion_at_prediction.mean(dim=-1)
-        return out
-
-    def summary(self) -> dict[str, float]:
-        """Headline averages over images (paper.md, section 2).
-
-        Returns:
-            A dict of floats, in order: ``completeness_at_prediction``,
-            ``soundness_other_labels_mean``, ``soundness_worst``,
-            ``completeness_worst_wrong_label``, ``soundness_second_label``,
-            ``insertion_score_at_prediction`` (insertion AUC at the prediction) and,
-            when computed, ``deletion_score_at_prediction``.
-        """
-        return {key: float(value.mean()) for key, value in self.per_image().items()}
-
-    # ---- conversion --------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict of lists, floats and ints (JSON-serialisable)."""
-        out: dict[str, Any] = {
-            "num_images": self.num_images,
-            "num_labels": self.num_labels,
-            "labels": list(self.labels),
-            "fractions": self.fractions.tolist(),
-            "predicted": self.predicted.tolist(),
-            "predicted_labels": self.predicted_labels.tolist(),
-            "second": self.second.tolist(),
-            "probs": self.probs.tolist(),
-            "insertion": self.insertion.tolist(),
-            "completeness": self.completeness.tolist(),
-            "soundness": self.soundness.tolist(),
-            "deletion": None if self.deletion is None else self.deletion.tolist(),
-            "deletion_at_prediction": (
-                None
-                if self.deletion_at_prediction is None
-                else self.deletion_at_prediction.tolist()
-            ),
-            "summary": self.summary(),
-            "settings": dict(self.settings),
-        }
-        return out
-
-    def to_json(self, path: str | Path | None = None, *, indent: int | None = 2) -> str:
-        """Serialises :meth:`to_dict` to JSON; also writes it to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent)
-        if path is not None:
-            Path(path).write_text(text + "\n", encoding="utf-8")
-        return text
-
-    # ---- display -----------------------------------------------------------------------
-
-    def __repr__(self) -> str:
-        return (
-            f"SoundnessReport({self.num_images} images x {self.num_labels} labels, "
-            f"{self.fractions.numel()} fractions)"
-        )
-
-    def __str__(self) -> str:
-        summary = self.summary()
-        per_image = self.per_image()
-        lines = [
-            f"SoundnessReport: {self.num_images} images x {self.num_labels} labels, "
-            f"{self.fractions.numel()} fractions, fill {self.settings.get('fill', '?')}",
-            "",
-            "Headline (mean over images)",
-        ]
-        names = dict(HEADLINE_METRICS)
-        names["insertion_score_at_prediction"] = "insertion score at the prediction"
-        names["deletion_score_at_prediction"] = "deletion score at the prediction"
-        width = max(len(v) for v in names.values())
-        for key, value in summary.items():
-            lines.append(f"  {names[key]:<{width}}  {value:7.4f}")
-
-        lines += ["", "Per label (mean over images)"]
-        header = (
-            f"  {'label':>7}  {'prob':>7}  {'S':>7}  {'complete':>8}  {'sound':>7}  "
-            f"{'predicted':>9}"
-        )
-        lines.append(header)
-        counts = torch.bincount(self.predicted, minlength=self.num_labels)
-        probs, score = self.probs.mean(0), self.insertion_score.mean(0)
-        comp, sound = self.completeness.mean(0), self.soundness.mean(0)
-        for j, label in enumerate(self.labels):
-            lines.append(
-                f"  {label:>7}  {probs[j]:7.4f}  {score[j]:7.4f}  {comp[j]:8.4f}  "
-                f"{sound[j]:7.4f}  {int(counts[j]):>9}"
-            )
-
-        max_rows = 20
-        lines += ["", "Per image"]
-        short = [
-            "pred",
-            "p(pred)",
-            "comp@pred",
-            "sound oth",
-            "sound min",
-            "comp wrong",
-            "sound 2nd",
-        ]
-        lines.append(f"  {'image':>5}  " + "  ".join(f"{h:>10}" for h in short))
-        keys = list(HEADLINE_METRICS)
-        pred_labels = self.predicted_labels
-        rows = torch.arange(self.num_images)
-        p_pred = self.probs[rows, self.predicted]
-        for i in range(min(self.num_images, max_rows)):
-            values = [f"{int(pred_labels[i]):>10}", f"{float(p_pred[i]):10.4f}"]
-            values += [f"{float(per_image[k][i]):10.4f}" for k in keys]
-            lines.append(f"  {i:>5}  " + "  ".join(values))
-        if self.num_images > max_rows:
-            lines.append(f"  ... {self.num_images - max_rows} more images")
-        return "\n".join(lines)
 
 
 def evaluate_all_labels(
@@ -361,7 +152,7 @@ def evaluate_all_labels(
         >>> import torch
         >>> from torch import nn
         >>> from captum.attr import Saliency
-        >>> from captum_soundness.metrics._scores import evaluate_all_labels
+        >>> from captum_soundness.metrics import evaluate_all_labels
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
         >>> x = torch.randn(4, 1, 4, 4)
         >>> report = evaluate_all_labels(Saliency(model).attribute, model, x, fractions=4)
@@ -375,8 +166,6 @@ def evaluate_all_labels(
     if not callable(forward_func):
         raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
     inputs = check_model_inputs(inputs)
-    n = inputs.shape[0]
-    device = inputs.device
     config = check_curve_config(
         inputs,
         fill=fill,
@@ -391,75 +180,17 @@ def evaluate_all_labels(
     if explain_batch_size is not None:
         explain_batch_size = check_positive_int(explain_batch_size, "explain_batch_size")
     deletion = check_choice(deletion, "deletion", DELETION_MODES)
-    args = check_forward_args(additional_forward_args, n)
+    args = check_forward_args(additional_forward_args, inputs.shape[0])
     warn_if_training(forward_func, "evaluate_all_labels")
 
-    # Clean probabilities, under the (possibly restricted) softmax: one pass over the
-    # full model's outputs.
-    outputs = class_outputs(
-        forward_func, inputs, args, config.apply_softmax, config.max_examples_per_batch
-    )
-    if labels is None:
-        model = forward_func
-        label_ids = list(range(outputs.shape[1]))
-        if len(label_ids) < 2:
-            raise ValueError(
-                "evaluate_all_labels needs at least 2 labels; `forward_func` returns "
-                f"{len(label_ids)} output per example."
-            )
-    else:
-        label_ids = check_labels(labels, outputs.shape[1], "labels")
-        model = restrict_labels(forward_func, label_ids)
-        outputs = outputs[:, label_ids]
-    probs = to_probabilities(outputs, config.apply_softmax)
-    num_labels = len(label_ids)
-    order = torch.sort(probs, dim=1, descending=True, stable=True).indices
-    predicted, second = order[:, 0], order[:, 1]
-
-    # Explanations of every (image, label) pair, image-major.
-    rows = n * num_labels
-    row_image = torch.arange(n, device=device).repeat_interleave(num_labels)
-    row_label = torch.arange(num_labels, device=device).repeat(n)
-    row_target = torch.tensor(label_ids, dtype=torch.long, device=device)[row_label]
+    model, label_ids, probs = _clean_probabilities(forward_func, inputs, args, labels, config)
+    rows = _PairRows(inputs.shape[0], label_ids, inputs.device)
     maps = _explain(
-        explain_func, inputs, args, row_image, row_target, config.reduce, explain_batch_size
+        explain_func, inputs, args, rows.image, rows.target, config.reduce, explain_batch_size
     )
-
-    # One batched pass over all curves.
-    ranks = rank_positions(maps)
-    all_rows = torch.arange(rows, device=device)
-    map_index, image_index, target = [all_rows], [row_image], [row_label]
-    is_deletion = [torch.zeros(rows, dtype=torch.bool, device=device)]
-    if deletion == "predicted":
-        images = torch.arange(n, device=device)
-        pred = predicted.to(device)
-        map_index.append(images * num_labels + pred)
-        image_index.append(images)
-        target.append(pred)
-        is_deletion.append(torch.ones(n, dtype=torch.bool, device=device))
-    elif deletion == "all":
-        map_index.append(all_rows)
-        image_index.append(row_image)
-        target.append(row_label)
-        is_deletion.append(torch.ones(rows, dtype=torch.bool, device=device))
-    jobs = CurveJobs(
-        map_index=torch.cat(map_index),
-        image_index=torch.cat(image_index),
-        target=torch.cat(target),
-        deletion=torch.cat(is_deletion),
-    )
-    curves = batched_curves(model, inputs, args, ranks, jobs, config).cpu()
-    n_frac = curves.shape[1]
-    insertion = curves[:rows].view(n, num_labels, n_frac)
-    deletion_all = deletion_pred = None
-    if deletion == "predicted":
-        deletion_pred = curves[rows:]
-    elif deletion == "all":
-        deletion_all = curves[rows:].view(n, num_labels, n_frac)
-        deletion_pred = deletion_all[torch.arange(n), predicted.cpu()]
-
-    probs = probs.cpu().to(insertion.dtype)
-    score = insertion.mean(dim=-1)
+    predicted = torch.sort(probs, dim=1, descending=True, stable=True).indices[:, :2]
+    jobs = rows.jobs(predicted[:, 0], deletion)
+    curves = batched_curves(model, inputs, args, rank_positions(maps), jobs, config).cpu()
     settings = config.as_dict()
     settings.update(
         epsilon=epsilon,
@@ -468,15 +199,117 @@ def evaluate_all_labels(
         label_subset=labels is not None,
         deletion=deletion,
     )
+    return _report(label_ids, probs, predicted, curves, deletion, config, settings)
+
+
+def _clean_probabilities(
+    forward_func: Callable[..., Any],
+    inputs: Tensor,
+    args: tuple[Any, ...] | None,
+    labels: Sequence[int] | Tensor | None,
+    config: CurveConfig,
+) -> tuple[Callable[..., Any], list[int], Tensor]:
+    """The model to evaluate, the label ids and the clean probabilities ``(N, L)``.
+
+    One pass over the full model's outputs; with a label subset, the model is restricted
+    to it and the softmax is taken over the subset.
+    """
+    outputs = class_outputs(
+        forward_func, inputs, args, config.apply_softmax, config.max_examples_per_batch
+    )
+    if labels is None:
+        if outputs.shape[1] < 2:
+            raise ValueError(
+                "evaluate_all_labels needs at least 2 labels; `forward_func` returns "
+                f"{outputs.shape[1]} output per example."
+            )
+        return (
+            forward_func,
+            list(range(outputs.shape[1])),
+            to_probabilities(outputs, config.apply_softmax),
+        )
+    label_ids = check_labels(labels, outputs.shape[1], "labels")
+    model = restrict_labels(forward_func, label_ids)
+    return model, label_ids, to_probabilities(outputs[:, label_ids], config.apply_softmax)
+
+
+class _PairRows:
+    """The (image, label) pairs of an evaluation, image-major.
+
+    Rows ``i * L .. i * L + L - 1`` are the ``L`` labels of image ``i``; ``image``,
+    ``label`` (position in the label list) and ``target`` (label id) give one value per
+    row.
+    """
+
+    def __init__(self, n: int, label_ids: list[int], device: torch.device):
+        self.n, self.num_labels, self.device = n, len(label_ids), device
+        self.count = n * self.num_labels
+        self.image = torch.arange(n, device=device).repeat_interleave(self.num_labels)
+        self.label = torch.arange(self.num_labels, device=device).repeat(n)
+        self.target = torch.tensor(label_ids, dtype=torch.long, device=device)[self.label]
+
+    def jobs(self, predicted: Tensor, deletion: str) -> CurveJobs:
+        """An insertion curve per pair, then the deletion curves asked for by ``deletion``."""
+        device, rows = self.device, self.count
+        all_rows = torch.arange(rows, device=device)
+        map_index, image_index, target = [all_rows], [self.image], [self.label]
+        is_deletion = [torch.zeros(rows, dtype=torch.bool, device=device)]
+        if deletion == "predicted":
+            images = torch.arange(self.n, device=device)
+            pred = predicted.to(device)
+            map_index.append(images * self.num_labels + pred)
+            image_index.append(images)
+            target.append(pred)
+            is_deletion.append(torch.ones(self.n, dtype=torch.bool, device=device))
+        elif deletion == "all":
+            map_index.append(all_rows)
+            image_index.append(self.image)
+            target.append(self.label)
+            is_deletion.append(torch.ones(rows, dtype=torch.bool, device=device))
+        return CurveJobs(
+            map_index=torch.cat(map_index),
+            image_index=torch.cat(image_index),
+            target=torch.cat(target),
+            deletion=torch.cat(is_deletion),
+        )
+
+
+def _report(
+    label_ids: list[int],
+    probs: Tensor,
+    predicted: Tensor,
+    curves: Tensor,
+    deletion: str,
+    config: CurveConfig,
+    settings: dict[str, Any],
+) -> SoundnessReport:
+    """Splits the batched curves into insertion and deletion curves and scores them.
+
+    ``predicted`` holds the positions of the two most likely labels per image.
+    """
+    n, num_labels = probs.shape
+    rows, n_frac = n * num_labels, curves.shape[1]
+    predicted = predicted.cpu()
+    insertion = curves[:rows].view(n, num_labels, n_frac)
+    deletion_all = deletion_pred = None
+    if deletion == "predicted":
+        deletion_pred = curves[rows:]
+    elif deletion == "all":
+        deletion_all = curves[rows:].view(n, num_labels, n_frac)
+        deletion_pred = deletion_all[torch.arange(n), predicted[:, 0]]
+    probs = probs.cpu().to(insertion.dtype)
+    score = insertion.mean(dim=-1)
     return SoundnessReport(
         labels=label_ids,
         fractions=config.fractions.clone(),
         probs=probs,
         insertion=insertion,
-        completeness=completeness_from_scores(score, probs, epsilon, alpha),
-        soundness=soundness_from_scores(score, probs, beta),
-        predicted=predicted.cpu(),
-        second=second.cpu(),
+        completeness=completeness_from_scores(
+            score, probs, settings["epsilon"], settings["alpha"]
+        ),
+        soundness=soundness_from_scores(score, probs, settings["beta"]),
+        predicted=predicted[:, 0].contiguous(),
+        second=predicted[:, 1].contiguous(),
         deletion=deletion_all,
         deletion_at_prediction=deletion_pred,
         settings=settings,
@@ -493,26 +326,20 @@ def _explain(
     batch_size: int | None,
 ) -> Tensor:
     """Calls ``explain_func`` on chunks of (image, label) rows; returns ``(R, *spatial)`` maps."""
-    by_keyword, takes_args = explain_signature(explain_func)
-    if args is not None and not takes_args:
+    if args is not None and not explain_signature(explain_func)[1]:
         raise TypeError(
             "`explain_func` does not accept `additional_forward_args`, but "
             "additional_forward_args were given (it is called as explain_func(inputs, "
             "target=..., additional_forward_args=...))."
         )
-    total = row_image.shape[0]
     maps = []
-    for chunk in chunk_slices(total, batch_size):
+    for chunk in chunk_slices(row_image.shape[0], batch_size):
         image = row_image[chunk]
         x = inputs.index_select(0, image)
-        target = row_target[chunk]
         kwargs = {}
         if args is not None:
             kwargs["additional_forward_args"] = expand_additional_forward_args(args, image)
-        if by_keyword:
-            attributions = explain_func(x, target=target, **kwargs)
-        else:
-            attributions = explain_func(x, target, **kwargs)
+        attributions = call_explain(explain_func, x, row_target[chunk], **kwargs)
         what = (
             f"The attributions returned by `explain_func` (for a batch of {x.shape[0]} "
             "(image, label) pairs)"

@@ -1,34 +1,117 @@
-"""Completeness and soundness of saliency maps: one value per example."""
+r"""Completeness and soundness: the formulas, and one value per example.
+
+:func:`completeness_from_scores` and :func:`soundness_from_scores` are the formulas of
+Gupta et al. (2022) on insertion scores and clean probabilities;
+:func:`completeness` and :func:`soundness` compute the insertion curves first.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
-from captum_soundness.metrics._curves import (
-    check_metric_constants,
-    completeness_from_scores,
-    run_curves,
-    soundness_from_scores,
+from captum_soundness._utils.rng import SeedType
+from captum_soundness._utils.validation import (
+    check_nonnegative_float,
+    check_positive_float,
+    check_unit_interval,
 )
+from captum_soundness.fills import FillLike
+from captum_soundness.metrics._engine import run_curves
 
-_CURVE_KWARGS = frozenset(
-    {
-        "additional_forward_args",
-        "fill",
-        "fractions",
-        "n_fill_samples",
-        "apply_softmax",
-        "reduce",
-        "max_examples_per_batch",
-        "seed",
-    }
-)
+__all__ = [
+    "check_metric_constants",
+    "completeness",
+    "completeness_from_scores",
+    "soundness",
+    "soundness_from_scores",
+]
 
-__all__ = ["completeness", "soundness"]
+_UNSET: Any = object()
+
+
+def check_metric_constants(
+    epsilon: Any = _UNSET, alpha: Any = _UNSET, beta: Any = _UNSET
+) -> tuple[float | None, float | None, float | None]:
+    """Validates the constants given: ``epsilon >= 0``, ``alpha > 0``, ``0 <= beta <= 1``.
+
+    Constants not passed come back as ``None``.
+    """
+    eps = None if epsilon is _UNSET else check_nonnegative_float(epsilon, "epsilon")
+    alp = None if alpha is _UNSET else check_positive_float(alpha, "alpha")
+    bet = None if beta is _UNSET else check_unit_interval(beta, "beta")
+    return eps, alp, bet
+
+
+def completeness_from_scores(
+    insertion_score: Tensor, prob: Tensor, epsilon: float = 0.1, alpha: float = 1.0
+) -> Tensor:
+    r"""Completeness from insertion scores and clean probabilities (elementwise).
+
+    .. math::
+
+        \mathrm{completeness} = \min\!\Big(1,\
+            \frac{\max(\varepsilon, S)}{\min(\alpha, p)}\Big),
+
+    equal to 1 when :math:`\min(\alpha, p) = 0` (a clean probability that underflowed to
+    0 is matched by any insertion score).
+
+    Args:
+        insertion_score: :math:`S`, the mean of the insertion curve.
+        prob: :math:`p`, the clean probability of the same label.
+        epsilon: :math:`\varepsilon \ge 0`.
+        alpha: :math:`\alpha > 0`.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_soundness.metrics import completeness_from_scores
+        >>> completeness_from_scores(torch.tensor([0.3, 0.05, 0.9]), torch.tensor([0.6, 0.5, 0.8]))
+        tensor([0.5000, 0.2000, 1.0000])
+    """
+    epsilon, alpha, _ = check_metric_constants(epsilon=epsilon, alpha=alpha)
+    denominator = prob.clamp(max=alpha)
+    ratio = insertion_score.clamp(min=epsilon) / denominator
+    ratio = torch.where(denominator > 0, ratio, torch.ones_like(ratio))
+    return ratio.clamp(max=1.0)
+
+
+def soundness_from_scores(insertion_score: Tensor, prob: Tensor, beta: float = 0.1) -> Tensor:
+    r"""Soundness from insertion scores and clean probabilities (elementwise).
+
+    .. math::
+
+        \mathrm{soundness} = \min\!\Big(1,\ \frac{\max(\beta, p)}{S}\Big),
+        \qquad = 1 \text{ when } S = 0.
+
+    Args:
+        insertion_score: :math:`S`, the mean of the insertion curve.
+        prob: :math:`p`, the clean probability of the same label.
+        beta: :math:`0 \le \beta \le 1`.
+
+    Examples::
+
+        >>> import torch
+        >>> from captum_soundness.metrics import soundness_from_scores
+        >>> soundness_from_scores(torch.tensor([0.5, 0.0, 0.05]), torch.tensor([0.02, 0.3, 0.04]))
+        tensor([0.2000, 1.0000, 1.0000])
+    """
+    _, _, beta = check_metric_constants(beta=beta)
+    numerator = prob.clamp(min=beta)
+    ratio = numerator / insertion_score
+    ratio = torch.where(insertion_score > 0, ratio, torch.ones_like(ratio))
+    return ratio.clamp(max=1.0)
+
+
+def _insertion_scores(caller: str, params: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    """``(N,)`` insertion scores and clean target probabilities for the curve ``params``."""
+    curve, prob = run_curves("insertion", **params, return_clean=True, caller=caller)
+    assert prob is not None
+    return curve.mean(dim=1), prob
 
 
 def completeness(
@@ -36,10 +119,17 @@ def completeness(
     inputs: Tensor,
     attributions: Tensor,
     target: TargetType = None,
+    additional_forward_args: Any = None,
     *,
+    fill: FillLike = None,
+    fractions: int | Sequence[float] | Tensor = 28,
+    n_fill_samples: int = 1,
+    apply_softmax: bool = True,
+    reduce: str = "sum",
+    max_examples_per_batch: int | None = None,
+    seed: SeedType = None,
     epsilon: float = 0.1,
     alpha: float = 1.0,
-    **curve_kwargs: Any,
 ) -> Tensor:
     r"""Completeness of saliency maps (Gupta et al., 2022, definition of section 2).
 
@@ -66,11 +156,11 @@ def completeness(
             (see :func:`insertion_curve`).
         target: Label per example (Captum's ``TargetType``); ``None`` uses the
             predicted label.
+        additional_forward_args, fill, fractions, n_fill_samples, apply_softmax, reduce,
+            max_examples_per_batch, seed: The settings of the insertion curve, as in
+            :func:`insertion_curve` (same meanings and defaults).
         epsilon: :math:`\varepsilon \ge 0` (reference 0.1).
         alpha: :math:`\alpha > 0` (reference 1).
-        **curve_kwargs: Passed to :func:`insertion_curve` (``additional_forward_args``,
-            ``fill``, ``fractions``, ``n_fill_samples``, ``apply_softmax``, ``reduce``,
-            ``max_examples_per_batch``, ``seed``).
 
     Returns:
         Tensor of shape ``(N,)`` with values in ``[0, 1]`` (0 only
@@ -80,26 +170,17 @@ def completeness(
 
         >>> import torch
         >>> from torch import nn
-        >>> from captum_soundness.metrics._scores import completeness
+        >>> from captum_soundness.metrics import completeness
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
         >>> x, attr = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
         >>> completeness(model, x, attr, target=[0, 1], fractions=4).shape
         torch.Size([2])
     """
+    params = locals()  # the parameters above, by name
+    epsilon, alpha = params.pop("epsilon"), params.pop("alpha")
     epsilon, alpha, _ = check_metric_constants(epsilon=epsilon, alpha=alpha)
-    _check_curve_kwargs(curve_kwargs, "completeness")
-    curve, prob = run_curves(
-        "insertion",
-        forward_func,
-        inputs,
-        attributions,
-        target,
-        return_clean=True,
-        caller="completeness",
-        **curve_kwargs,
-    )
-    assert prob is not None
-    return completeness_from_scores(curve.mean(dim=1), prob, epsilon, alpha)
+    score, prob = _insertion_scores("completeness", params)
+    return completeness_from_scores(score, prob, epsilon, alpha)
 
 
 def soundness(
@@ -107,9 +188,16 @@ def soundness(
     inputs: Tensor,
     attributions: Tensor,
     target: TargetType = None,
+    additional_forward_args: Any = None,
     *,
+    fill: FillLike = None,
+    fractions: int | Sequence[float] | Tensor = 28,
+    n_fill_samples: int = 1,
+    apply_softmax: bool = True,
+    reduce: str = "sum",
+    max_examples_per_batch: int | None = None,
+    seed: SeedType = None,
     beta: float = 0.1,
-    **curve_kwargs: Any,
 ) -> Tensor:
     r"""Soundness of saliency maps (Gupta et al., 2022, definition of section 2).
 
@@ -126,49 +214,24 @@ def soundness(
     prediction; :func:`evaluate_all_labels` computes it for every label.
 
     Args:
-        forward_func: The model, returning ``(N, num_classes)`` scores.
-        inputs: Tensor of shape ``(N, C, *spatial)``.
-        attributions: ``(N, C, *spatial)``, ``(N, 1, *spatial)`` or ``(N, *spatial)``
-            (see :func:`insertion_curve`).
-        target: Label per example (Captum's ``TargetType``); ``None`` uses the
-            predicted label.
+        forward_func, inputs, attributions, target: As in :func:`completeness`.
+        additional_forward_args, fill, fractions, n_fill_samples, apply_softmax, reduce,
+            max_examples_per_batch, seed: As in :func:`insertion_curve`.
         beta: :math:`0 \le \beta \le 1` (reference 0.1).
-        **curve_kwargs: Passed to :func:`insertion_curve`.
 
     Returns:
-        Tensor of shape ``(N,)`` with values in ``[0, 1]`` (0 only
-        when ``beta = 0`` and :math:`p = 0`).
+        One soundness value per example, ``(N,)``, in ``[0, 1]``; 0 is reached only
+        with ``beta = 0`` and a clean probability of 0.
 
-    Examples::
+    Example: soundness at label 2 of every example::
 
         >>> import torch
-        >>> from torch import nn
-        >>> from captum_soundness.metrics._scores import soundness
-        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
-        >>> x, attr = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
-        >>> soundness(model, x, attr, target=2, fractions=4).shape
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
+        >>> from captum_soundness.metrics import soundness
+        >>> soundness(model, torch.randn(2, 1, 4, 4), torch.randn(2, 4, 4), target=2).shape
         torch.Size([2])
     """
-    _, _, beta = check_metric_constants(beta=beta)
-    _check_curve_kwargs(curve_kwargs, "soundness")
-    curve, prob = run_curves(
-        "insertion",
-        forward_func,
-        inputs,
-        attributions,
-        target,
-        return_clean=True,
-        caller="soundness",
-        **curve_kwargs,
-    )
-    assert prob is not None
-    return soundness_from_scores(curve.mean(dim=1), prob, beta)
-
-
-def _check_curve_kwargs(curve_kwargs: dict[str, Any], caller: str) -> None:
-    unknown = sorted(set(curve_kwargs) - _CURVE_KWARGS)
-    if unknown:
-        raise TypeError(
-            f"{caller}() got unexpected keyword argument(s) {unknown}; the keyword "
-            f"arguments of insertion_curve are {sorted(_CURVE_KWARGS)}."
-        )
+    params = locals()  # the parameters above, by name
+    _, _, beta = check_metric_constants(beta=params.pop("beta"))
+    score, prob = _insertion_scores("soundness", params)
+    return soundness_from_scores(score, prob, beta)

@@ -4,12 +4,11 @@ import math
 
 import pytest
 import torch
+from helpers.models import TARGET, A, RowSums, X, sigmoid
 from torch import nn
-from toy_models import TARGET, A, RowSums, X, sigmoid
 
-from captum_soundness.metrics import _curves as curves
 from captum_soundness.fills import DatasetFill, MeanFill, NoiseFill
-from captum_soundness.metrics import deletion_curve, insertion_curve
+from captum_soundness.metrics import _engine, deletion_curve, insertion_curve
 
 FRACTIONS = [0.25, 0.5, 0.75, 1.0]  # k = 1, 2, 3, 4 of P = 4
 
@@ -157,7 +156,7 @@ def test_mask_table_fallback_is_identical(monkeypatch):
     x = torch.randn(2, 3, 6, 5, generator=gen)
     attr = torch.randn(2, 3, 6, 5, generator=gen)
     ref = [fn(model, x, attr, 1, fractions=7) for fn in (insertion_curve, deletion_curve)]
-    monkeypatch.setattr(curves, "_MASK_TABLE_BYTES", 0)
+    monkeypatch.setattr(_engine, "_MASK_TABLE_BYTES", 0)
     out = [fn(model, x, attr, 1, fractions=7) for fn in (insertion_curve, deletion_curve)]
     assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1])
 

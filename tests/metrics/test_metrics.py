@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
+from helpers.models import TARGET, A, RowSums, X, sigmoid
 from torch import nn
-from toy_models import TARGET, A, RowSums, X, sigmoid
 
 from captum_soundness.fills import NoiseFill
 from captum_soundness.metrics import (
