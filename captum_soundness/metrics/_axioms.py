@@ -138,10 +138,10 @@ def ig_completeness_error(
     Examples::
 
         >>> import torch
-        >>> from torch import nn
         >>> from captum.attr import IntegratedGradients
         >>> from captum_soundness.metrics import ig_completeness_error
-        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.Tanh(), nn.Linear(8, 3))
+        >>> layers = [torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh()]
+        >>> model = torch.nn.Sequential(*layers, torch.nn.Linear(8, 3))
         >>> x = torch.randn(2, 1, 4, 4)
         >>> attr = IntegratedGradients(model).attribute(x, target=1, n_steps=200)
         >>> bool((ig_completeness_error(model, x, attr, target=1) < 0.01).all())

@@ -13,7 +13,7 @@ with the same ``seed`` see the same fills. :func:`evaluate_all_labels
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +30,9 @@ from captum_soundness._utils.forward import (
 )
 from captum_soundness._utils.maps import saliency_maps
 from captum_soundness._utils.model_state import warn_if_training
-from captum_soundness._utils.rng import SeedType, draw_seeds
+from captum_soundness._utils.rng import draw_seeds
 from captum_soundness._utils.validation import check_choice, check_label_range, check_targets
-from captum_soundness.fills import Fill, FillLike
+from captum_soundness.fills import Fill
 from captum_soundness.masking import fraction_counts, rank_positions, topk_masks
 from captum_soundness.metrics._config import (
     CURVE_KINDS,
@@ -330,37 +330,25 @@ def run_curves(
     target: TargetType = None,
     additional_forward_args: Any = None,
     *,
-    fill: FillLike = None,
-    fractions: int | Sequence[float] | Tensor = 28,
-    n_fill_samples: int = 1,
-    apply_softmax: bool = True,
-    reduce: str = "sum",
-    max_examples_per_batch: int | None = None,
-    seed: SeedType = None,
     return_clean: bool = False,
     caller: str = "insertion_curve",
+    **settings: Any,
 ) -> tuple[Tensor, Tensor | None]:
     """Shared implementation of the curve functions and the per-example metrics.
 
-    ``caller`` names the public function in warnings. Returns the ``(N, F)`` curve and,
-    with ``return_clean=True``, the ``(N,)`` clean probability of each example's target
-    under the same softmax (else ``None``).
+    ``settings`` are the curve keyword arguments of
+    :func:`~captum_soundness.metrics.insertion_curve` (``fill``, ``fractions``, ...),
+    given to :func:`check_curve_config`, whose signature checks their names; ``caller``
+    names the public function in warnings. Returns the ``(N, F)`` curve and, with
+    ``return_clean=True``, the ``(N,)`` clean probability of each example's target under
+    the same softmax (else ``None``).
     """
     kind = check_choice(kind, "kind", CURVE_KINDS)
     if not callable(forward_func):
         raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
     inputs = check_model_inputs(inputs)
     n = inputs.shape[0]
-    config = check_curve_config(
-        inputs,
-        fill=fill,
-        fractions=fractions,
-        n_fill_samples=n_fill_samples,
-        apply_softmax=apply_softmax,
-        reduce=reduce,
-        max_examples_per_batch=max_examples_per_batch,
-        seed=seed,
-    )
+    config = check_curve_config(inputs, **settings)
     args = check_forward_args(additional_forward_args, n)
     maps = saliency_maps(attributions, inputs, config.reduce)
     check_targets(target, n, allow_none=True)  # kind and length, before any forward pass

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from captum.attr import IntegratedGradients
+from helpers.models import tanh_mlp
 from torch import nn
 
 from captum_soundness import metrics
@@ -16,12 +17,7 @@ from captum_soundness.metrics import (
 
 
 def _model() -> nn.Module:
-    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.Tanh(), nn.Linear(12, 3)).double()
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
-    return net
+    return tanh_mlp()
 
 
 def _x() -> torch.Tensor:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from helpers.models import TARGET, A, RowSums, X, sigmoid
+from helpers.models import TARGET, A, RowSums, X, seeded_cnn, sigmoid
 from torch import nn
 
 from captum_soundness.fills import DatasetFill, MeanFill, NoiseFill
@@ -119,13 +119,6 @@ def test_target_none_uses_prediction():
     )
 
 
-def _conv_model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 5, 7)
-    ).eval()
-
-
 @pytest.mark.parametrize(
     "fill",
     [
@@ -137,7 +130,7 @@ def _conv_model() -> nn.Module:
     ids=["constant", "mean", "noise", "dataset"],
 )
 def test_chunked_equals_unchunked(fill):
-    model = _conv_model().double()
+    model = seeded_cnn().double()
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(3, 3, 6, 5, generator=gen, dtype=torch.float64)
     attr = torch.randn(3, 3, 6, 5, generator=gen)
@@ -151,7 +144,7 @@ def test_chunked_equals_unchunked(fill):
 
 
 def test_mask_table_fallback_is_identical(monkeypatch):
-    model = _conv_model()
+    model = seeded_cnn()
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(2, 3, 6, 5, generator=gen)
     attr = torch.randn(2, 3, 6, 5, generator=gen)
@@ -162,7 +155,7 @@ def test_mask_table_fallback_is_identical(monkeypatch):
 
 
 def test_random_fills_are_seeded_and_averaged():
-    model = _conv_model()
+    model = seeded_cnn()
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 3, 6, 5, generator=gen)
     attr = torch.randn(2, 3, 6, 5, generator=gen)
@@ -199,7 +192,7 @@ def test_additional_forward_args_follow_examples():
 
 
 def test_curves_leave_model_untouched_and_need_no_grad():
-    model = _conv_model()
+    model = seeded_cnn()
     x = torch.randn(2, 3, 6, 5, requires_grad=True)
     attr = torch.randn(2, 3, 6, 5)
     out = insertion_curve(model, x, attr, 0, fractions=3)

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from helpers.models import seeded_cnn
 from torch import nn
 
 from captum_soundness.fills import DatasetFill, NoiseFill
@@ -22,10 +23,7 @@ N, C, H, W, K = 3, 2, 4, 3, 5
 
 
 def make_model() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(C, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * H * W, K)
-    ).eval()
+    return seeded_cnn(C, H, W, K, nn.Tanh)
 
 
 def make_inputs() -> torch.Tensor:

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from helpers.models import TARGET, A, RowSums, X, sigmoid
+from helpers.models import TARGET, A, ContrastToy, RowSums, X, sigmoid
 from torch import nn
 
 from captum_soundness.fills import NoiseFill
@@ -56,25 +56,6 @@ def test_formulas_clamps_and_zero_cases():
     )
     # epsilon = 0 with S = 0 < p: completeness 0
     assert completeness_from_scores(torch.tensor([0.0]), torch.tensor([0.5]), 0.0).item() == 0.0
-
-
-class ContrastToy(nn.Module):
-    r"""Two labels on a 1x2x2 input with fill 0 meaning "absent".
-
-    z0 = x0 + x1 + x2 + x3 (amount of content), z1 = 6 * (x0 - x1) (a contrast detector).
-    On the all-ones image, label 0 wins (z = (4, 0), p1 = sigmoid(-4) ~ 0.018). Keeping
-    x0 while removing x1 *creates* a contrast that the image does not have.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.linear = nn.Linear(4, 2, bias=False).double()
-        with torch.no_grad():
-            self.linear.weight.copy_(torch.tensor([[1.0, 1.0, 1.0, 1.0], [6.0, -6.0, 0.0, 0.0]]))
-        self.eval()
-
-    def forward(self, x):
-        return self.linear(x.flatten(1))
 
 
 def test_adversarial_wrong_label_mask_is_complete_but_unsound():
