@@ -374,12 +374,12 @@ def test_loss_decreases_with_more_steps():
 
 
 def test_adam_matches_torch_optim():
-    from captum_soundness.attr._simple_masking import _Adam
+    from captum_soundness.attr._common import Adam
 
     gen = torch.Generator().manual_seed(0)
     ours = torch.randn(3, 1, 4, 4, generator=gen)
     ref = ours.clone().requires_grad_(True)
-    adam, torch_adam = _Adam(ours, 0.05), torch.optim.Adam([ref], lr=0.05)
+    adam, torch_adam = Adam(ours, 0.05), torch.optim.Adam([ref], lr=0.05)
     for i in range(30):
         grad = torch.randn(3, 1, 4, 4, generator=gen) * 10.0 ** -(i % 7)
         adam.step(grad)

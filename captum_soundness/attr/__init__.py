@@ -5,8 +5,9 @@
 - :class:`FullGrad`: FullGrad with a switch for the aggregation of its terms.
 """
 
+from captum_soundness.attr._common import AGGREGATIONS, aggregate
 from captum_soundness.attr._fullgrad import FullGrad, FullGradDecomposition
-from captum_soundness.attr._gradcam_plus_plus import AGGREGATIONS, LayerGradCamPlusPlus, aggregate
+from captum_soundness.attr._gradcam_plus_plus import LayerGradCamPlusPlus
 from captum_soundness.attr._simple_masking import OBJECTIVES, SimpleMasking
 
 __all__ = [

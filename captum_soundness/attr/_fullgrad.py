@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from captum._utils.typing import TargetType
 from captum.attr._utils.attribution import GradientAttribution
 from torch import Tensor, nn
@@ -15,12 +14,11 @@ from torch import Tensor, nn
 from captum_soundness._utils.forward import check_forward_args, run_forward, target_scores
 from captum_soundness._utils.model_state import find_module, preserved_model, warn_if_training
 from captum_soundness._utils.validation import check_choice, check_inputs, check_targets
-from captum_soundness.attr._gradcam_plus_plus import AGGREGATIONS, aggregate
+from captum_soundness.attr._common import AGGREGATIONS, aggregate, check_spatial_dims, upsample
 
 __all__ = ["FullGrad", "FullGradDecomposition"]
 
 _BIAS_MODULES = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm)
-_UPSAMPLE = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 
 @dataclass
@@ -271,12 +269,8 @@ class FullGrad(GradientAttribution):
         """
         aggregation = check_choice(aggregation, "aggregation", AGGREGATIONS)
         inputs = check_inputs(inputs)
+        check_spatial_dims(inputs)
         spatial = tuple(inputs.shape[2:])
-        if len(spatial) not in _UPSAMPLE:
-            raise ValueError(
-                f"`inputs` must have 1, 2 or 3 spatial dimensions, got shape "
-                f"{tuple(inputs.shape)}."
-            )
         parts, modules = self._decompose(inputs, target, additional_forward_args)
         sal = _rescale(aggregate(parts.input_term, aggregation)).sum(dim=1, keepdim=True)
         for name, term in parts.bias_terms.items():
@@ -284,8 +278,6 @@ class FullGrad(GradientAttribution):
                 continue
             term = _rescale(aggregate(term, aggregation)).sum(dim=1, keepdim=True)
             if tuple(term.shape[2:]) != spatial:
-                term = F.interpolate(
-                    term, size=spatial, mode=_UPSAMPLE[len(spatial)], align_corners=True
-                )
+                term = upsample(term, spatial, align_corners=True)
             sal = sal + term
         return sal.expand_as(inputs).to(inputs.dtype).clone()

@@ -15,30 +15,9 @@ from torch.nn import Module
 from captum_soundness._utils.forward import check_forward_args, run_forward, target_scores
 from captum_soundness._utils.model_state import find_module, preserved_model, warn_if_training
 from captum_soundness._utils.validation import check_choice, check_inputs, check_targets
+from captum_soundness.attr._common import AGGREGATIONS, aggregate
 
-__all__ = ["AGGREGATIONS", "LayerGradCamPlusPlus", "aggregate"]
-
-#: Values of ``aggregation`` for :class:`LayerGradCamPlusPlus` and
-#: :class:`~captum_soundness.attr.FullGrad`.
-AGGREGATIONS = ("signed", "positive", "absolute")
-
-
-def aggregate(values: Tensor, aggregation: str) -> Tensor:
-    """Applies an aggregation: ``"signed"`` (identity), ``"positive"`` (ReLU), ``"absolute"``.
-
-    Args:
-        values: Any tensor.
-        aggregation: One of :data:`AGGREGATIONS`.
-
-    Returns:
-        Tensor of the same shape.
-    """
-    check_choice(aggregation, "aggregation", AGGREGATIONS)
-    if aggregation == "positive":
-        return F.relu(values)
-    if aggregation == "absolute":
-        return values.abs()
-    return values
+__all__ = ["LayerGradCamPlusPlus"]
 
 
 class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from captum._utils.typing import TargetType
 from captum.attr import Attribution
 from torch import Tensor
@@ -34,6 +33,7 @@ from captum_soundness._utils.validation import (
     check_positive_int,
     check_targets,
 )
+from captum_soundness.attr._common import Adam, check_spatial_dims, upsample
 from captum_soundness.fills import Fill, FillLike, as_fill
 
 __all__ = ["OBJECTIVES", "SimpleMasking"]
@@ -41,7 +41,6 @@ __all__ = ["OBJECTIVES", "SimpleMasking"]
 #: Objectives accepted by :meth:`SimpleMasking.attribute`.
 OBJECTIVES = ("reference", "log_prob")
 
-_UPSAMPLE_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 _PROGRESS_EVERY = 10
 
 
@@ -216,25 +215,11 @@ class SimpleMasking(Attribution):
             >>> masks.shape
             torch.Size([4, 1, 28, 28])
         """
-        # ---- validate every argument before any work -----------------------------
-        inputs = check_inputs(inputs, "inputs")
-        n_spatial = inputs.dim() - 2
-        if n_spatial > 3:
-            raise ValueError(
-                "`inputs` must have 1, 2 or 3 spatial dimensions (N, C, *spatial), got "
-                f"shape {tuple(inputs.shape)}."
-            )
-        check_finite_tensor(inputs, "inputs")
+        inputs = _check_masking_inputs(inputs)
         n = inputs.shape[0]
-        fill_obj = as_fill(fill, "fill")
-        fill_obj.check_compatible(inputs, "fill")
-        n_fill_samples = check_positive_int(n_fill_samples, "n_fill_samples")
-        steps = check_positive_int(steps, "steps")
-        lr = check_positive_float(lr, "lr")
-        downsample = check_positive_int(downsample, "downsample")
-        l1 = check_nonnegative_float(l1, "l1")
-        tv = check_nonnegative_float(tv, "tv")
-        objective = check_choice(objective, "objective", OBJECTIVES)
+        config = _make_config(
+            inputs, fill, n_fill_samples, steps, lr, downsample, l1, tv, objective
+        )
         if not isinstance(show_progress, bool):
             raise TypeError(f"`show_progress` must be a bool, got {show_progress!r}.")
         max_examples_per_batch = check_max_examples_per_batch(max_examples_per_batch)
@@ -251,44 +236,9 @@ class SimpleMasking(Attribution):
             torch.enable_grad(),  # also inside a caller's torch.no_grad() block
         ):
             targets = self._targets(x, target, args, max_examples_per_batch)
-            random_fill = not fill_obj.deterministic
-            seeds: list[int] | None = None
-            if random_fill:
-                seeds = draw_seeds(generator, n)
-            config = _Config(
-                fill=fill_obj,
-                n_samples=n_fill_samples if random_fill else 1,
-                steps=steps,
-                lr=lr,
-                downsample=downsample,
-                l1=l1,
-                tv=tv,
-                objective=objective,
-                scale=1.0 / n,
-            )
+            seeds = None if config.fill.deterministic else draw_seeds(generator, n)
             chunks = list(chunk_slices(n, max_examples_per_batch))
-            bar = (
-                tqdm(total=steps * len(chunks), desc="SimpleMasking", unit="step")
-                if show_progress
-                else None
-            )
-            try:
-                masks = [
-                    self._fit(
-                        x[chunk],
-                        targets[chunk],
-                        args,
-                        torch.arange(chunk.start, chunk.stop, device=x.device),
-                        None if seeds is None else seeds[chunk],
-                        config,
-                        bar,
-                    )
-                    for chunk in chunks
-                ]
-            finally:
-                if bar is not None:
-                    bar.close()
-        mask = masks[0] if len(masks) == 1 else torch.cat(masks, dim=0)
+            mask = self._fit_chunks(x, targets, args, seeds, config, chunks, show_progress)
         return mask.to(inputs.dtype).expand_as(inputs).contiguous()
 
     # ---- helpers ---------------------------------------------------------------------
@@ -314,6 +264,40 @@ class SimpleMasking(Attribution):
                 predicted.append(out.argmax(dim=1))
         return torch.cat(predicted).to(device=x.device, dtype=torch.long)
 
+    def _fit_chunks(
+        self,
+        x: Tensor,
+        targets: Tensor,
+        args: tuple[Any, ...] | None,
+        seeds: list[int] | None,
+        cfg: _Config,
+        chunks: list[slice],
+        show_progress: bool,
+    ) -> Tensor:
+        """Optimises the masks chunk by chunk (with a progress bar); returns ``(n, 1, ...)``."""
+        bar = (
+            tqdm(total=cfg.steps * len(chunks), desc="SimpleMasking", unit="step")
+            if show_progress
+            else None
+        )
+        try:
+            masks = [
+                self._fit(
+                    x[chunk],
+                    targets[chunk],
+                    args,
+                    torch.arange(chunk.start, chunk.stop, device=x.device),
+                    None if seeds is None else seeds[chunk],
+                    cfg,
+                    bar,
+                )
+                for chunk in chunks
+            ]
+        finally:
+            if bar is not None:
+                bar.close()
+        return masks[0] if len(masks) == 1 else torch.cat(masks, dim=0)
+
     def _fit(
         self,
         x: Tensor,
@@ -331,7 +315,7 @@ class SimpleMasking(Attribution):
         low = tuple(math.ceil(size / cfg.downsample) for size in spatial)
         logits = torch.zeros((c, 1, *low), dtype=param_dtype, device=x.device)
         logits.requires_grad_(True)
-        optimizer = _Adam(logits, cfg.lr)
+        optimizer = Adam(logits, cfg.lr)
         upsample = _upsampler(low, spatial)
 
         # Rows of the model batch are laid out sample-major: row j * c + i is sample j of
@@ -383,37 +367,6 @@ class SimpleMasking(Attribution):
             return upsample(torch.sigmoid(logits))
 
 
-class _Adam:
-    """Adam on one tensor, step for step the update of ``torch.optim.Adam`` with its
-    defaults (betas 0.9 and 0.999, eps 1e-8, no weight decay).
-
-    A local copy because building a ``torch.optim`` optimiser imports ``torch._dynamo``
-    on first use (seconds), and because the per-step bookkeeping is smaller.
-    """
-
-    def __init__(
-        self,
-        param: Tensor,
-        lr: float,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-    ) -> None:
-        self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
-        self.exp_avg = torch.zeros_like(param, memory_format=torch.preserve_format)
-        self.exp_avg_sq = torch.zeros_like(param, memory_format=torch.preserve_format)
-        self.t = 0
-
-    @torch.no_grad()
-    def step(self, grad: Tensor) -> None:
-        beta1, beta2 = self.betas
-        self.t += 1
-        self.exp_avg.lerp_(grad, 1 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size = self.lr / (1 - beta1**self.t)
-        denom = (self.exp_avg_sq.sqrt() / math.sqrt(1 - beta2**self.t)).add_(self.eps)
-        self.param.addcdiv_(self.exp_avg, denom, value=-step_size)
-
-
 @dataclass(frozen=True)
 class _Config:
     """The validated hyper-parameters of one :meth:`SimpleMasking.attribute` call."""
@@ -429,6 +382,47 @@ class _Config:
     scale: float
 
 
+def _check_masking_inputs(inputs: Any) -> Tensor:
+    """Checks ``inputs``: a finite floating tensor ``(N, C, *spatial)``, 1 to 3 spatial dims."""
+    inputs = check_inputs(inputs, "inputs")
+    check_spatial_dims(inputs)
+    check_finite_tensor(inputs, "inputs")
+    return inputs
+
+
+def _make_config(
+    inputs: Tensor,
+    fill: FillLike,
+    n_fill_samples: Any,
+    steps: Any,
+    lr: Any,
+    downsample: Any,
+    l1: Any,
+    tv: Any,
+    objective: Any,
+) -> _Config:
+    """Checks the hyper-parameters of :meth:`SimpleMasking.attribute` (in signature order).
+
+    Deterministic fills (constant, mean, blur) are drawn once with a single sample; random
+    fills get ``n_fill_samples`` per example and step. The losses of the examples are
+    summed and scaled by ``1 / N``.
+    """
+    fill_obj = as_fill(fill, "fill")
+    fill_obj.check_compatible(inputs, "fill")
+    n_fill_samples = check_positive_int(n_fill_samples, "n_fill_samples")
+    return _Config(
+        fill=fill_obj,
+        n_samples=1 if fill_obj.deterministic else n_fill_samples,
+        steps=check_positive_int(steps, "steps"),
+        lr=check_positive_float(lr, "lr"),
+        downsample=check_positive_int(downsample, "downsample"),
+        l1=check_nonnegative_float(l1, "l1"),
+        tv=check_nonnegative_float(tv, "tv"),
+        objective=check_choice(objective, "objective", OBJECTIVES),
+        scale=1.0 / inputs.shape[0],
+    )
+
+
 def _check_num_classes(num_classes: int) -> None:
     if num_classes < 2:
         raise ValueError(
@@ -441,8 +435,7 @@ def _upsampler(low: tuple[int, ...], spatial: tuple[int, ...]) -> Callable[[Tens
     """Returns the map from low-resolution masks ``(c, 1, *low)`` to ``(c, 1, *spatial)``."""
     if low == spatial:
         return lambda m: m
-    mode = _UPSAMPLE_MODES[len(spatial)]
-    return lambda m: F.interpolate(m, size=spatial, mode=mode, align_corners=False)
+    return lambda m: upsample(m, spatial, align_corners=False)
 
 
 def _total_variation(mask: Tensor) -> Tensor:
