@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -42,14 +42,22 @@ __all__ = [
 
 
 def assert_same(
-    actual: Any, expected: Any, *, atol: float = 0.0, rtol: float = 0.0, path: str = "result"
+    actual: Any,
+    expected: Any,
+    *,
+    atol: float = 0.0,
+    rtol: float = 0.0,
+    ignore: Collection[str] = (),
+    path: str = "result",
 ) -> None:
     """Asserts that two results are equal (up to ``atol``/``rtol`` for floating values).
 
     Tensors must agree in dtype, shape and values (NaN equals NaN); sequences, mappings,
-    dataclasses and objects with a ``__dict__`` are compared item by item. ``path`` names
-    the compared value in the failure message.
+    dataclasses and objects with a ``__dict__`` are compared item by item, skipping the
+    keys and attributes named in ``ignore`` (e.g. ``"settings"`` that record the call's
+    arguments). ``path`` names the compared value in the failure message.
     """
+    kw = {"atol": atol, "rtol": rtol, "ignore": ignore}
     if isinstance(expected, torch.Tensor):
         assert isinstance(actual, torch.Tensor), f"{path}: {type(actual).__name__} != Tensor"
         torch.testing.assert_close(
@@ -67,12 +75,13 @@ def assert_same(
         assert isinstance(actual, Mapping), f"{path}: {type(actual).__name__} is no mapping"
         assert list(actual) == list(expected), f"{path}: keys {list(actual)} != {list(expected)}"
         for key in expected:
-            assert_same(actual[key], expected[key], atol=atol, rtol=rtol, path=f"{path}[{key!r}]")
+            if key not in ignore:
+                assert_same(actual[key], expected[key], **kw, path=f"{path}[{key!r}]")
     elif isinstance(expected, (list, tuple)):
         assert type(actual) is type(expected), f"{path}: {type(actual)} != {type(expected)}"
         assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
         for i, (a, e) in enumerate(zip(actual, expected)):
-            assert_same(a, e, atol=atol, rtol=rtol, path=f"{path}[{i}]")
+            assert_same(a, e, **kw, path=f"{path}[{i}]")
     elif dataclasses.is_dataclass(expected) or hasattr(expected, "__dict__"):
         assert type(actual) is type(expected), f"{path}: {type(actual)} != {type(expected)}"
         fields = (
@@ -81,8 +90,9 @@ def assert_same(
             else list(vars(expected))
         )
         for name in fields:
-            a, e = getattr(actual, name), getattr(expected, name)
-            assert_same(a, e, atol=atol, rtol=rtol, path=f"{path}.{name}")
+            if name not in ignore:
+                a, e = getattr(actual, name), getattr(expected, name)
+                assert_same(a, e, **kw, path=f"{path}.{name}")
     else:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
@@ -93,9 +103,11 @@ def assert_chunking_invariant(
     sizes: Iterable[int] = (1, 2),
     atol: float = 0.0,
     rtol: float = 0.0,
+    ignore: Collection[str] = (),
 ) -> Any:
     """Asserts that ``call(max_examples_per_batch)`` gives the same result for ``None`` (one
-    batch) and each of ``sizes``; returns the result for ``None``.
+    batch) and each of ``sizes`` (:func:`assert_same` with ``atol``, ``rtol``, ``ignore``);
+    returns the result for ``None``.
 
     Example:
     ``assert_chunking_invariant(lambda m: insertion_curve(..., max_examples_per_batch=m))``.
@@ -104,7 +116,12 @@ def assert_chunking_invariant(
     expected = call(None)
     for size in sizes:
         assert_same(
-            call(size), expected, atol=atol, rtol=rtol, path=f"max_examples_per_batch={size}"
+            call(size),
+            expected,
+            atol=atol,
+            rtol=rtol,
+            ignore=ignore,
+            path=f"max_examples_per_batch={size}",
         )
     return expected
 
