@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from helpers.invariants import assert_chunking_invariant
 from helpers.models import seeded_cnn
 from torch import nn
 
@@ -179,13 +180,13 @@ def test_evaluation_chunked_equals_unchunked(fill):
     if isinstance(fill, DatasetFill):
         fill = DatasetFill(fill.pool.double())
     kwargs = {"fill": fill, "n_fill_samples": 2, "seed": 3, "fractions": 5, "deletion": "all"}
-    ref = evaluate_all_labels(FakeExplainer(), model, x, **kwargs)
-    for chunk in (1, 6, 17):
-        out = evaluate_all_labels(
-            FakeExplainer(), model, x, max_examples_per_batch=chunk, **kwargs
-        )
-        for name in ("insertion", "deletion", "completeness", "soundness", "probs"):
-            torch.testing.assert_close(getattr(out, name), getattr(ref, name), rtol=0, atol=1e-13)
+    assert_chunking_invariant(
+        lambda m: evaluate_all_labels(
+            FakeExplainer(), model, x, max_examples_per_batch=m, **kwargs
+        ),
+        sizes=(1, 6, 17),
+        atol=1e-13,
+    )
 
 
 def test_random_fill_is_shared_with_the_curve_functions():
