@@ -19,35 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from captum_soundness.benchmark import METRICS, ablation_lines, markdown_table
+from captum_soundness.benchmark._outputs import format_cell, present_keys, table_rows
+from captum_soundness.benchmark._results import EXTRA_METRICS
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGE = DOCS / "benchmark_results.md"
 STATIC = DOCS / "_static" / "benchmark"
-
-#: Column titles of the main table, in order (keys of each method's ``metrics``).
-MAIN_COLUMNS = {
-    "completeness_at_prediction": "complete @pred ↑",
-    "soundness_other_labels_mean": "sound, other labels ↑",
-    "soundness_worst": "sound, worst ↑",
-    "soundness_second_label": "sound, 2nd label ↑",
-    "completeness_worst_wrong_label": "complete, worst wrong",
-    "insertion_auc": "insertion AUC ↑",
-    "deletion_auc": "deletion AUC ↓",
-    "seconds_per_map": "s / map",
-}
-
-#: Column titles of the sanity-check table (keys of each method's ``sanity``).
-SANITY_COLUMNS = {
-    "randomized_spearman": "rand. Spearman ↓",
-    "randomized_ssim": "rand. SSIM ↓",
-    "class_spearman": "class Spearman ↓",
-}
 
 FIGURE_CAPTIONS = {
     "maps.png": "Maps at the predicted label for the first held-out digits, per method.",
@@ -59,44 +43,16 @@ FIGURE_CAPTIONS = {
 
 
 def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, float):
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.1e}"
-        return f"{value:.3f}"
-    return str(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _columns(methods: dict[str, Any], field: str, known: dict[str, str]) -> list[str]:
-    present: list[str] = []
-    for method in methods.values():
-        for key in method.get(field, {}):
-            if key not in present:
-                present.append(key)
-    ordered = [key for key in known if key in present]
-    return ordered + [key for key in present if key not in known]
+    return format_cell("", value) if isinstance(value, float) else str(value)
 
 
 def _metrics_table(methods: dict[str, Any]) -> list[str]:
-    columns = _columns(methods, "metrics", MAIN_COLUMNS)
-    header = ["method"] + [MAIN_COLUMNS.get(key, key) for key in columns]
-    rows = [
-        [method.get("label", name)] + [_fmt(method["metrics"].get(key)) for key in columns]
-        for name, method in methods.items()
-    ]
-    return [*_table(header, rows), ""]
+    keys = [*METRICS, *EXTRA_METRICS]
+    keys += [key for key in present_keys(methods, "metrics") if key not in keys]
+    return [markdown_table(*table_rows(methods, keys)), ""]
 
 
 def _ablation(methods: dict[str, Any]) -> list[str]:
-    from captum_soundness.benchmark import ablation_lines
-
     found = ablation_lines({name: m["metrics"] for name, m in methods.items()})
     return [*found, ""] if found else []
 
@@ -126,24 +82,13 @@ def _extra_section(title: str, results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(
-    results: dict[str, Any],
-    figures: list[str],
-    source: str,
-    extras: list[tuple[str, dict[str, Any]]] | None = None,
-) -> str:
-    """The Markdown (MyST) page for ``results`` (the parsed ``results.json``), with the
-    ``(title, results)`` of further runs as extra sections."""
+def _header(results: dict[str, Any], source: str) -> list[str]:
+    """Title, version, date, environment, model and images of the run."""
     versions = results.get("versions", {})
     settings = results.get("settings", {})
-    methods = results.get("methods", {})
     model = results.get("model", {})
-    descriptions = results.get("metric_descriptions", {})
-    started = str(results.get("started", "unknown"))
     version = versions.get("captum_soundness", versions.get("captum-soundness", "unknown"))
-    images = results.get("images", {})
-    num_images = len(images.get("labels", [])) or settings.get("images", "?")
-
+    num_images = len(results.get("images", {}).get("labels", [])) or settings.get("images", "?")
     lines = [
         "# Benchmark results",
         "",
@@ -153,13 +98,11 @@ def render(
         "```",
         "",
         f"- **captum-soundness version:** {version}",
-        f"- **Run started:** {started}",
+        f"- **Run started:** {results.get('started', 'unknown')}",
         f"- **Wall time:** {_fmt(results.get('wall_seconds'))} s",
         f"- **Source:** `{source}`",
     ]
-    other = ", ".join(
-        f"{name} {value}" for name, value in versions.items() if name != "captum_soundness"
-    )
+    other = ", ".join(f"{k} {v}" for k, v in versions.items() if k != "captum_soundness")
     if other:
         lines.append(f"- **Environment:** {other}")
     if model:
@@ -177,86 +120,107 @@ def render(
             "```",
             "",
         ]
-    lines += [
+    lines.append(
         f"- **Images:** {num_images} held-out digits, every one of the 10 labels explained "
-        "for each",
+        "for each"
+    )
+    return lines
+
+
+def _results_section(results: dict[str, Any]) -> list[str]:
+    """The metrics table, the ablation verdicts and the column descriptions."""
+    methods = results.get("methods", {})
+    descriptions = results.get("metric_descriptions", {})
+    lines = [
         "",
         "Every method explains **every** label of every image; each map is scored with",
         "{func}`~captum_soundness.metrics.evaluate_all_labels` (insertion curves with the",
         "evaluation fill, completeness and soundness as in {doc}`concepts`). Values are means",
-        "over images; ↑ higher is better, ↓ lower is better. `s / map` is the wall time of",
-        "the method divided by the number of (image, label) maps it produced (metrics",
-        "excluded), measured on the machine that ran the benchmark.",
+        "over images; higher is better, except for the deletion AUC. `s/map` is the wall",
+        "time of the method divided by the number of (image, label) maps it produced",
+        "(metrics excluded), measured on the machine that ran the benchmark.",
         "",
         "## Results",
         "",
+        *_metrics_table(methods),
     ]
-    lines += _metrics_table(methods)
-    columns = _columns(methods, "metrics", MAIN_COLUMNS)
     ablation = _ablation(methods)
     if ablation:
         lines += ["## Do TV and upsampling raise soundness?", "", *ablation]
-
-    described = [key for key in columns if key in descriptions]
+    described = [key for key in present_keys(methods, "metrics") if key in descriptions]
     if described:
-        lines += ["Columns:", ""]
-        lines += [f"- `{key}`: {descriptions[key]}" for key in described]
-        lines.append("")
+        lines += ["Columns:", "", *[f"- `{key}`: {descriptions[key]}" for key in described], ""]
+    return lines
 
-    sanity_columns = _columns(methods, "sanity", SANITY_COLUMNS)
-    if sanity_columns:
-        lines += [
-            "## Sanity checks",
-            "",
-            "Similarity of the maps with the maps of a randomised model and with the maps of",
-            "another class (see {doc}`sanity_checks`); a method that explains the model and",
-            "the class should score low.",
-            "",
-        ]
-        header = ["method"] + [SANITY_COLUMNS.get(key, key) for key in sanity_columns]
-        rows = [
-            [method.get("label", name)]
-            + [_fmt(method.get("sanity", {}).get(key)) for key in sanity_columns]
-            for name, method in methods.items()
-            if method.get("sanity")
-        ]
-        lines += _table(header, rows)
-        lines.append("")
-        lines += [
-            f"- `{key}`: {descriptions[key]}" for key in sanity_columns if key in descriptions
-        ]
-        lines.append("")
 
-    method_lines = [
+def _sanity_section(results: dict[str, Any]) -> list[str]:
+    """The sanity-check table (when the run computed it)."""
+    methods = results.get("methods", {})
+    descriptions = results.get("metric_descriptions", {})
+    columns = present_keys(methods, "sanity")
+    if not columns:
+        return []
+    checked = {name: method for name, method in methods.items() if method.get("sanity")}
+    return [
+        "## Sanity checks",
+        "",
+        "Similarity of the maps with the maps of a randomised model and with the maps of",
+        "another class (see {doc}`sanity_checks`); a method that explains the model and",
+        "the class should score low.",
+        "",
+        markdown_table(*table_rows(checked, [], columns)),
+        "",
+        *[f"- `{key}`: {descriptions[key]}" for key in columns if key in descriptions],
+        "",
+    ]
+
+
+def _methods_and_figures(methods: dict[str, Any], figures: list[str]) -> list[str]:
+    """The method descriptions and the figures."""
+    lines = [
         f"- **{method.get('label', name)}** (`{name}`): {method['description']}"
         for name, method in methods.items()
         if method.get("description")
     ]
-    if method_lines:
-        lines += ["## Methods", "", *method_lines, ""]
-
+    if lines:
+        lines = ["## Methods", "", *lines, ""]
     if figures:
         lines += ["## Figures", ""]
-        for name in figures:
-            caption = FIGURE_CAPTIONS.get(name, name)
-            lines += [
-                f"```{{figure}} _static/benchmark/{name}",
-                f":alt: {caption}",
-                ":width: 100%",
-                "",
-                caption,
-                "```",
-                "",
-            ]
+    for name in figures:
+        caption = FIGURE_CAPTIONS.get(name, name)
+        lines += [
+            f"```{{figure}} _static/benchmark/{name}",
+            f":alt: {caption}",
+            ":width: 100%",
+            "",
+            caption,
+            "```",
+            "",
+        ]
+    return lines
 
+
+def render(
+    results: dict[str, Any],
+    figures: list[str],
+    source: str,
+    extras: list[tuple[str, dict[str, Any]]] | None = None,
+) -> str:
+    """The Markdown (MyST) page for ``results`` (the parsed ``results.json``), with the
+    ``(title, results)`` of further runs as extra sections."""
+    lines = [
+        *_header(results, source),
+        *_results_section(results),
+        *_sanity_section(results),
+        *_methods_and_figures(results.get("methods", {}), figures),
+    ]
     for title, extra in extras or []:
         lines += _extra_section(title, extra)
-
     lines += [
         "## Settings",
         "",
         "```json",
-        json.dumps(settings, indent=2),
+        json.dumps(results.get("settings", {}), indent=2),
         "```",
         "",
         "## Reproduce",

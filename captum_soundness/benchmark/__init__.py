@@ -1,9 +1,10 @@
-r"""The ``captum-soundness benchmark`` command: Captum's methods vs. simple masking on MNIST.
+r"""Benchmarks of attribution methods for completeness and soundness.
 
-Explains held-out digits of the bundled model (:func:`~captum_soundness.models.
-load_mnist_cnn`) for **every** label with each method of :data:`METHODS`, scores every
-(image, label) map with :func:`~captum_soundness.metrics.evaluate_all_labels`, and
-reports per method (means over images):
+``captum-soundness benchmark`` explains held-out digits of the bundled model
+(:func:`~captum_soundness.models.load_mnist_cnn`) for **every** label with each method of
+:data:`METHODS`, scores every (image, label) map with
+:func:`~captum_soundness.metrics.evaluate_all_labels`, and reports per method (means over
+images):
 
 - ``completeness_at_prediction``: completeness at the predicted label;
 - ``soundness_other_labels_mean``: soundness averaged over the other labels
@@ -18,35 +19,49 @@ reports per method (means over images):
 
 plus ``completeness_worst_wrong_label`` and ``soundness_second_label`` in the JSON.
 
-Every method is registered as a :class:`MethodSpec` whose ``make_factory(settings,
-context)`` returns an ``explain_factory(model) -> explain_func``; the factory form lets
-checks that rebuild the explanation on modified model copies (parameter randomisation)
-reuse the registry.
+Every method is registered with :func:`register` as a builder ``build(model, settings,
+context) -> explain_func`` for any model; :meth:`MethodSpec.make_factory` gives the
+``explain_factory(model) -> explain_func`` that checks rebuilding the explanation on
+modified model copies (parameter randomisation) use.
 
 :func:`run_benchmark` does the work and returns a :class:`BenchmarkResult`;
 :func:`write_outputs` writes ``results.json``, ``results.csv``, the figures and
-``report.md``. The command line lives in :mod:`captum_soundness.benchmark`.
+``report.md``. :func:`main` is the command line.
+
+Where things live: ``_settings`` (settings, presets, :func:`check_settings`),
+``_registry`` (:func:`register`, :data:`METHODS`), ``_methods`` (the registered methods),
+``_runner`` (:func:`run_benchmark`), ``_results`` (result classes, column definitions),
+``_outputs`` (JSON, CSV, Markdown), ``_figures``, ``_cli``.
 """
 
 from captum_soundness.benchmark._cli import build_parser, main
-from captum_soundness.benchmark._core import (
+from captum_soundness.benchmark._outputs import (
+    ablation_lines,
+    format_table,
+    markdown_table,
+    write_outputs,
+)
+from captum_soundness.benchmark._registry import (
+    METHODS,
+    BenchmarkContext,
+    MethodSpec,
+    last_conv_layer,
+    register,
+)
+from captum_soundness.benchmark._results import (
+    METRICS,
+    SANITY_METRICS,
+    BenchmarkResult,
+    MethodResult,
+)
+from captum_soundness.benchmark._runner import run_benchmark
+from captum_soundness.benchmark._settings import (
     DEFAULT_SETTINGS,
     FULL_SETTINGS,
-    METHODS,
-    METRICS,
     QUICK_SETTINGS,
-    SANITY_METRICS,
-    BenchmarkContext,
-    BenchmarkResult,
     BenchmarkSettings,
-    MethodResult,
-    MethodSpec,
-    ablation_lines,
     check_settings,
-    format_table,
     parse_fill,
-    run_benchmark,
-    write_outputs,
 )
 
 __all__ = [
@@ -62,11 +77,14 @@ __all__ = [
     "MethodResult",
     "MethodSpec",
     "ablation_lines",
-    "check_settings",
     "build_parser",
+    "check_settings",
     "format_table",
+    "last_conv_layer",
     "main",
+    "markdown_table",
     "parse_fill",
+    "register",
     "run_benchmark",
     "write_outputs",
 ]

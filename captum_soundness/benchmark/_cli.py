@@ -1,4 +1,4 @@
-"""The ``captum-soundness`` command line.
+"""The ``captum-soundness`` command line (argument parsing only; the work is elsewhere).
 
 Subcommands:
 
@@ -21,29 +21,38 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
 
-def _methods_help() -> str:
-    from captum_soundness.benchmark._core import METHODS
+def positive_int(text: str) -> int:
+    """argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}.") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}.")
+    return value
 
-    return "; ".join(f"{name}: {spec.description}" for name, spec in METHODS.items())
+
+def method_names(values: Sequence[str] | None) -> list[str]:
+    """The names of repeatable, comma-separated ``--methods`` options."""
+    return [n.strip() for chunk in values or () for n in chunk.split(",") if n.strip()]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``captum-soundness``."""
-    from captum_soundness.benchmark._core import DEFAULT_SETTINGS as D
-    from captum_soundness.benchmark._core import FILL_NAMES, FULL_SETTINGS, QUICK_SETTINGS
+def _package_version() -> str:
+    from captum_soundness import __version__
 
-    parser = argparse.ArgumentParser(
-        prog="captum-soundness",
-        description="Completeness and soundness of saliency maps (Gupta et al., NeurIPS 2022).",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
+    return __version__
+
+
+def _add_benchmark(sub: Any) -> None:
+    from captum_soundness.benchmark._registry import METHODS
+    from captum_soundness.benchmark._settings import DEFAULT_SETTINGS as D
+    from captum_soundness.benchmark._settings import FILL_NAMES, FULL_SETTINGS, QUICK_SETTINGS
+
     bench = sub.add_parser(
         "benchmark",
         help="benchmark attribution methods on the bundled MNIST model",
@@ -61,18 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     preset.add_argument("--quick", action="store_true", help="seconds-long smoke run")
     preset.add_argument("--full", action="store_true", help="paper-scale settings")
     bench.add_argument(
-        "--images", type=int, help=f"number of held-out images (default {D.images})"
+        "--images", type=positive_int, help=f"number of held-out images (default {D.images})"
     )
     bench.add_argument(
         "--methods",
         action="append",
         metavar="NAMES",
         help="comma-separated method names (repeatable; default: all, also 'all'). Valid: "
-        + ", ".join(_valid_methods()),
+        + ", ".join(METHODS),
     )
     bench.add_argument("--list-methods", action="store_true", help="list the methods and exit")
     bench.add_argument(
-        "--steps", type=int, help=f"SimpleMasking optimisation steps (default {D.steps})"
+        "--steps", type=positive_int, help=f"SimpleMasking optimisation steps (default {D.steps})"
     )
     bench.add_argument(
         "--fill",
@@ -82,96 +91,77 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--device", help=f"torch device (default {D.device!r})")
     bench.add_argument("--seed", type=int, help=f"random seed (default {D.seed})")
-    bench.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    bench.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's)")
     bench.add_argument("--out", default="results", help="output folder (default 'results')")
     bench.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     bench.add_argument("--no-sanity", action="store_true", help="skip the sanity-check columns")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
-    bench.set_defaults(subparser=bench)
+    bench.set_defaults(subparser=bench, handler=_benchmark)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``captum-soundness``."""
+    parser = argparse.ArgumentParser(
+        prog="captum-soundness",
+        description="Completeness and soundness of saliency maps (Gupta et al., NeurIPS 2022).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_benchmark(sub)
     return parser
 
 
-def _package_version() -> str:
-    from captum_soundness import __version__
+def _list_methods() -> int:
+    from captum_soundness.benchmark._registry import METHODS
 
-    return __version__
+    width = max(len(n) for n in METHODS)
+    for name, spec in METHODS.items():
+        print(f"{name:<{width}}  {spec.description}")
+    return 0
 
 
-def _valid_methods() -> list[str]:
-    from captum_soundness.benchmark._core import METHODS
+def _benchmark_settings(args: argparse.Namespace) -> Any:
+    """The :class:`BenchmarkSettings` the arguments ask for (not yet checked)."""
+    from captum_soundness.benchmark._settings import (
+        DEFAULT_SETTINGS,
+        FULL_SETTINGS,
+        QUICK_SETTINGS,
+        resolve_methods,
+    )
 
-    return list(METHODS)
+    settings = QUICK_SETTINGS if args.quick else FULL_SETTINGS if args.full else DEFAULT_SETTINGS
+    changes: dict[str, object] = {
+        name: getattr(args, name)
+        for name in ("images", "steps", "seed", "fill", "device")
+        if getattr(args, name) is not None
+    }
+    if args.methods:
+        changes["methods"] = resolve_methods(method_names(args.methods))
+    if args.no_sanity:
+        changes["sanity"] = False
+    if args.no_progress:
+        changes["show_progress"] = False
+    return settings.replace(**changes)
 
 
 def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from captum_soundness.benchmark._core import (
-        DEFAULT_SETTINGS,
-        FULL_SETTINGS,
-        METHODS,
-        QUICK_SETTINGS,
-        check_settings,
-        format_table,
-        parse_fill,
-        run_benchmark,
-        write_outputs,
-    )
+    from captum_soundness.benchmark._outputs import check_out_dir, format_table, write_outputs
+    from captum_soundness.benchmark._runner import run_benchmark
+    from captum_soundness.benchmark._settings import check_settings
 
     if args.list_methods:
-        width = max(len(n) for n in METHODS)
-        for name, spec in METHODS.items():
-            print(f"{name:<{width}}  {spec.description}")
-        return 0
-
-    settings = QUICK_SETTINGS if args.quick else FULL_SETTINGS if args.full else DEFAULT_SETTINGS
-    changes: dict[str, object] = {}
-    if args.methods:
-        names = [n.strip() for chunk in args.methods for n in chunk.split(",") if n.strip()]
-        if "all" in names:  # 'all' adds every method (in report order) to the others
-            names = [n for n in names if n != "all"] + list(METHODS)
-        unknown = [n for n in names if n not in METHODS]
-        if unknown:
-            parser.error(
-                f"argument --methods: unknown method name(s): {', '.join(unknown)}. "
-                f"Valid names: {', '.join(METHODS)}."
-            )
-        if not names:
-            parser.error("argument --methods: no method names given.")
-        changes["methods"] = tuple(dict.fromkeys(names))
-    for name in ("images", "steps", "seed"):
-        value = getattr(args, name)
-        if value is not None:
-            if name != "seed" and value < 1:
-                parser.error(f"argument --{name}: must be a positive integer, got {value}.")
-            changes[name] = value
-    if args.images is not None and args.images > 1000:
-        parser.error(f"argument --images: at most 1000 held-out images, got {args.images}.")
-    if args.fill is not None:
-        try:
-            parse_fill(args.fill, torch.zeros(1, 1, 28, 28))
-        except ValueError as error:
-            parser.error(f"argument --fill: {error}")
-        changes["fill"] = args.fill
-    if args.device is not None:
-        try:
-            check_settings(settings.replace(device=args.device))
-        except ValueError as error:
-            parser.error(f"argument --device: {error}")
-        changes["device"] = args.device
-    if args.no_sanity:
-        changes["sanity"] = False
-    if args.no_progress:
-        changes["show_progress"] = False
-    if args.threads is not None:
-        if args.threads < 1:
-            parser.error(f"argument --threads: must be a positive integer, got {args.threads}.")
-        torch.set_num_threads(args.threads)
-    settings = settings.replace(**changes)
+        return _list_methods()
+    settings = _benchmark_settings(args)
     try:
         check_settings(settings)
+        check_out_dir(args.out)
     except (TypeError, ValueError) as error:
         parser.error(str(error))
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.steps is not None and not any(
         m.startswith("simple_masking") for m in settings.methods
     ):
@@ -180,14 +170,22 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             "is selected, so it has no effect.",
             file=sys.stderr,
         )
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        parser.error(f"argument --out: {out_dir} exists and is not a directory.")
-    try:  # before the run, so that an unwritable --out does not waste it
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        parser.error(f"argument --out: cannot create {out_dir}: {error.strerror or error}.")
+    if not _has_optional_dependencies():
+        return 1
+    start = time.perf_counter()
+    result = run_benchmark(settings)
+    out = write_outputs(result, args.out, figures=not args.no_figures)
+    print(f"\n{format_table(result)}\n")
+    print(
+        f"Held-out accuracy of the model: {result.model_info['held_out_accuracy']:.4f}. "
+        f"Wrote results.json, results.csv, report.md"
+        + ("" if args.no_figures else " and figures")
+        + f" to {out}/ ({time.perf_counter() - start:.1f} s)."
+    )
+    return 0
 
+
+def _has_optional_dependencies() -> bool:
     try:
         import matplotlib  # noqa: F401
         import mlxtend  # noqa: F401
@@ -197,21 +195,8 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             "pip install 'captum-soundness[benchmark]'",
             file=sys.stderr,
         )
-        return 1
-
-    start = time.perf_counter()
-    result = run_benchmark(settings)
-    out = write_outputs(result, args.out, figures=not args.no_figures)
-    print()
-    print(format_table(result))
-    print()
-    print(
-        f"Held-out accuracy of the model: {result.model_info['held_out_accuracy']:.4f}. "
-        f"Wrote results.json, results.csv, report.md"
-        + ("" if args.no_figures else " and figures")
-        + f" to {out}/ ({time.perf_counter() - start:.1f} s)."
-    )
-    return 0
+        return False
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,7 +211,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(None if argv is None else list(argv))
-    if args.command == "benchmark":
-        return _benchmark(args, args.subparser)
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse checks
-    return 2  # pragma: no cover
+    return args.handler(args, args.subparser)

@@ -9,7 +9,6 @@ import sys
 import pytest
 import torch
 
-from captum_soundness.benchmark import _cli as cli
 from captum_soundness.benchmark import (
     METHODS,
     METRICS,
@@ -20,6 +19,7 @@ from captum_soundness.benchmark import (
     run_benchmark,
     write_outputs,
 )
+from captum_soundness.benchmark import _cli as cli
 from captum_soundness.fills import BlurFill, ConstantFill, DatasetFill, MeanFill, NoiseFill
 
 FILES = (
