@@ -9,10 +9,20 @@ executes them (``nb_execution_mode = "off"``).
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import os
+import pkgutil
 import shutil
 import sys
+import warnings
 from datetime import date
 from pathlib import Path
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.pycode import ModuleAnalyzer
+from sphinx.util.docutils import SphinxDirective
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -108,3 +118,65 @@ html_theme_options = {
     "source_branch": "main",
     "source_directory": "docs/",
 }
+
+# -- the package layout: public modules over private ones -----------------------------------
+
+
+def _package_modules() -> dict[str, object]:
+    """Every module of the package, by name (deprecated aliases imported silently)."""
+    modules: dict[str, object] = {"captum_soundness": captum_soundness}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for info in pkgutil.walk_packages(captum_soundness.__path__, "captum_soundness."):
+            modules[info.name] = importlib.import_module(info.name)
+    return modules
+
+
+def _copy_reexported_attribute_docs(app: Sphinx) -> None:
+    """Public packages (``captum_soundness.metrics``...) re-export constants documented by
+    ``#:`` comments in their private modules. Autodoc reads such comments from the source
+    of the documented module only, so they are copied to the public modules' analyzers."""
+    modules = _package_modules()
+    comments: dict[tuple[str, int], list[str]] = {}
+    for name, module in modules.items():
+        for (namespace, attr), lines in ModuleAnalyzer.for_module(name).find_attr_docs().items():
+            if namespace == "" and hasattr(module, attr):
+                comments[(attr, id(getattr(module, attr)))] = lines
+    for name, module in modules.items():
+        if any(part.startswith("_") for part in name.split(".")):
+            continue
+        attr_docs = ModuleAnalyzer.for_module(name).find_attr_docs()
+        for attr in getattr(module, "__all__", ()):
+            key = (attr, id(getattr(module, attr)))
+            if ("", attr) not in attr_docs and key in comments:
+                attr_docs[("", attr)] = comments[key]
+
+
+class CommandHelp(SphinxDirective):
+    """``.. command-help::`` (the ``captum-soundness`` help) or ``.. command-help:: NAME``
+    (the help of its sub-command ``NAME``), as a literal block, 88 columns wide."""
+
+    optional_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        from captum_soundness.benchmark import build_parser
+
+        parser = build_parser()
+        if self.arguments:
+            (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            parser = sub.choices[self.arguments[0]]
+        columns = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = "88"
+        try:
+            text = parser.format_help()
+        finally:
+            if columns is None:
+                del os.environ["COLUMNS"]
+            else:
+                os.environ["COLUMNS"] = columns
+        return [nodes.literal_block(text, text, language="text")]
+
+
+def setup(app: Sphinx) -> None:
+    app.connect("builder-inited", _copy_reexported_attribute_docs)
+    app.add_directive("command-help", CommandHelp)
