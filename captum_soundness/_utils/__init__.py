@@ -9,5 +9,8 @@ One idea per module:
 - :mod:`~captum_soundness._utils.model_state`: leaving the user's model as it was found.
 - :mod:`~captum_soundness._utils.rng`: generators that never touch the global RNG.
 - :mod:`~captum_soundness._utils.explain`: how an explanation function is called.
+- :mod:`~captum_soundness._utils.recording`: a recorder around an explanation function.
 - :mod:`~captum_soundness._utils.maps`: attributions -> saliency maps.
+- :mod:`~captum_soundness._utils.fill_samples`: fill values drawn, checked and broadcast
+  to every sample.
 """

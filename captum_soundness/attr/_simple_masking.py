@@ -13,6 +13,7 @@ from captum.attr import Attribution
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from captum_soundness._utils.fill_samples import sample_fill
 from captum_soundness._utils.forward import (
     check_forward_args,
     check_output,
@@ -327,7 +328,7 @@ class SimpleMasking(Attribution):
             generators = [torch.Generator(device=x.device).manual_seed(s) for s in seeds]
         else:
             with torch.no_grad():
-                g0 = _as_samples(cfg.fill.sample(x, 1), 1, x)[0]  # (c, C, *spatial)
+                g0 = sample_fill(cfg.fill, x, 1)[0]  # (c, C, *spatial)
                 diff0 = x - g0
         log_b = math.log(b)
 
@@ -455,26 +456,11 @@ def _total_variation(mask: Tensor) -> Tensor:
     return total
 
 
-def _as_samples(samples: Tensor, n_samples: int, x: Tensor) -> Tensor:
-    """Checks a fill's output and broadcasts it to ``(n_samples, *x.shape)``."""
-    shape = (n_samples, *x.shape)
-    if samples.dim() != x.dim() + 1 or samples.shape[0] not in (1, n_samples):
-        raise ValueError(
-            f"`fill` returned samples of shape {tuple(samples.shape)}; expected {shape} "
-            "(or a leading dimension of 1)."
-        )
-    samples = samples.to(device=x.device, dtype=x.dtype)
-    return samples if tuple(samples.shape) == shape else samples.expand(shape)
-
-
 def _draw(fill: Fill, x: Tensor, n_samples: int, generators: list[torch.Generator]) -> Tensor:
     """Draws ``(n_samples, c, *x.shape[1:])`` fills, example ``i`` from ``generators[i]``.
 
     One random stream per example makes the draws independent of how the examples are
     chunked, so chunked and unchunked runs see the same fills.
     """
-    parts = [
-        _as_samples(fill.sample(x[i : i + 1], n_samples, gen), n_samples, x[i : i + 1])
-        for i, gen in enumerate(generators)
-    ]
+    parts = [sample_fill(fill, x[i : i + 1], n_samples, gen) for i, gen in enumerate(generators)]
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
