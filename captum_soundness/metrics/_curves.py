@@ -162,9 +162,10 @@ def deletion_curve(
     positions (8 image rows' worth per step).
 
     Args:
-        forward_func, inputs, attributions, target, additional_forward_args, fill,
-            fractions, n_fill_samples, apply_softmax, reduce, max_examples_per_batch,
-            seed: As in :func:`insertion_curve` (same meanings and defaults).
+        forward_func, inputs, attributions, target: As in :func:`insertion_curve`.
+        additional_forward_args, fill, fractions: As in :func:`insertion_curve`.
+        n_fill_samples, apply_softmax, reduce: Likewise (same meanings and defaults).
+        max_examples_per_batch, seed: Likewise.
 
     Returns:
         Tensor of shape ``(N, F)``: one curve per example, on the inputs' device.

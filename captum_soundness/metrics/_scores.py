@@ -156,9 +156,10 @@ def completeness(
             (see :func:`insertion_curve`).
         target: Label per example (Captum's ``TargetType``); ``None`` uses the
             predicted label.
-        additional_forward_args, fill, fractions, n_fill_samples, apply_softmax, reduce,
-            max_examples_per_batch, seed: The settings of the insertion curve, as in
-            :func:`insertion_curve` (same meanings and defaults).
+        additional_forward_args, fill, fractions, n_fill_samples: The settings of the
+            insertion curve, as in :func:`insertion_curve` (same meanings and defaults).
+        apply_softmax, reduce, max_examples_per_batch, seed: Also as in
+            :func:`insertion_curve`.
         epsilon: :math:`\varepsilon \ge 0` (reference 0.1).
         alpha: :math:`\alpha > 0` (reference 1).
 
@@ -215,8 +216,9 @@ def soundness(
 
     Args:
         forward_func, inputs, attributions, target: As in :func:`completeness`.
-        additional_forward_args, fill, fractions, n_fill_samples, apply_softmax, reduce,
-            max_examples_per_batch, seed: As in :func:`insertion_curve`.
+        additional_forward_args, fill, fractions, n_fill_samples, apply_softmax: The insertion
+            curve's settings (see :func:`insertion_curve`).
+        reduce, max_examples_per_batch, seed: See :func:`insertion_curve` as well.
         beta: :math:`0 \le \beta \le 1` (reference 0.1).
 
     Returns:
