@@ -47,9 +47,7 @@ def saliency_maps(
     Returns:
         Maps of shape ``(N, *spatial)`` on the inputs' device (floating point).
     """
-    attributions = unwrap_single(attributions, what)
-    if not isinstance(attributions, Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(attributions).__name__}.")
+    attributions = _as_tensor(attributions, what)
     if attributions.dtype == torch.bool or attributions.is_complex():
         raise TypeError(f"{what} must be a real-valued tensor, got dtype {attributions.dtype}.")
     n, channels, spatial = inputs.shape[0], inputs.shape[1], tuple(inputs.shape[2:])
@@ -58,63 +56,57 @@ def saliency_maps(
         f"expected ({n}, {channels}, {', '.join(map(str, spatial))}) like the inputs, "
         f"({n}, 1, {', '.join(map(str, spatial))}) or ({n}, {', '.join(map(str, spatial))})"
     )
-    if attributions.dim() == inputs.dim():
-        if shape[0] != n:
-            raise ValueError(
-                f"{what} has batch size {shape[0]} but the inputs hold {n} examples "
-                f"(shape {shape}; {expected})."
-            )
-        if shape[2:] != spatial:
-            raise ValueError(
-                f"{what} has spatial size {shape[2:]} but the inputs have {spatial} "
-                f"(shape {shape}; {expected})."
-            )
-        if shape[1] not in (channels, 1):
-            raise ValueError(
-                f"{what} has {shape[1]} channels but the inputs have {channels} "
-                f"(shape {shape}; {expected})."
-            )
-        attr = attributions
-    elif attributions.dim() == inputs.dim() - 1:
-        if shape[0] != n:
-            raise ValueError(
-                f"{what} has batch size {shape[0]} but the inputs hold {n} examples "
-                f"(shape {shape}; {expected})."
-            )
-        if shape[1:] != spatial:
-            raise ValueError(
-                f"{what} has spatial size {shape[1:]} but the inputs have {spatial} "
-                f"(shape {shape}; {expected})."
-            )
-        attr = attributions.unsqueeze(1)
-    else:
+    with_channels = attributions.dim() == inputs.dim()
+    if not with_channels and attributions.dim() != inputs.dim() - 1:
         raise ValueError(f"{what} has shape {shape}; {expected}.")
-    if not bool(torch.isfinite(attributions).all()):
-        raise ValueError(f"{what}: NaN or infinite values found.")
-    attr = attr.detach().to(inputs.device)
-    if not attr.is_floating_point():
-        attr = attr.double()
-    return reduce_channels(attr, reduce)
+    if shape[0] != n:
+        raise ValueError(
+            f"{what} has batch size {shape[0]} but the inputs hold {n} examples "
+            f"(shape {shape}; {expected})."
+        )
+    map_spatial = shape[2:] if with_channels else shape[1:]
+    if map_spatial != spatial:
+        raise ValueError(
+            f"{what} has spatial size {map_spatial} but the inputs have {spatial} "
+            f"(shape {shape}; {expected})."
+        )
+    if with_channels and shape[1] not in (channels, 1):
+        raise ValueError(
+            f"{what} has {shape[1]} channels but the inputs have {channels} "
+            f"(shape {shape}; {expected})."
+        )
+    attr = _finite_floating(attributions, what).to(inputs.device)
+    return reduce_channels(attr if with_channels else attr.unsqueeze(1), reduce)
 
 
 def to_maps(attributions: Any, inputs: Tensor, reduce: str, what: str) -> Tensor:
     """Attributions -> maps ``(N, *map_spatial)``: channel-reduced when input-shaped."""
-    attributions = unwrap_single(attributions, what)
-    if not isinstance(attributions, Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(attributions).__name__}.")
+    attributions = _as_tensor(attributions, what)
     n = inputs.shape[0]
     if attributions.dim() < 2 or attributions.shape[0] != n:
         raise ValueError(
             f"{what} must have shape (N, ...) with N = {n} examples, got "
             f"{tuple(attributions.shape)}."
         )
-    if not bool(torch.isfinite(attributions).all()):
-        raise ValueError(f"{what}: NaN or infinite values found.")
-    attr = attributions.detach()
-    if not attr.is_floating_point():
-        attr = attr.double()
+    attr = _finite_floating(attributions, what)
     if attr.dim() == inputs.dim() and attr.shape[1] == inputs.shape[1]:
         return reduce_channels(attr, reduce)  # input-shaped: reduced over channels
     if attr.dim() == inputs.dim() and attr.shape[1] == 1:
         return attr[:, 0]  # one map broadcast over channels: used as it is
     return attr
+
+
+def _as_tensor(attributions: Any, what: str) -> Tensor:
+    """Attributions as one tensor (a one-tensor tuple unwrapped), else a ``TypeError``."""
+    attributions = unwrap_single(attributions, what)
+    if not isinstance(attributions, Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(attributions).__name__}.")
+    return attributions
+
+
+def _finite_floating(attributions: Tensor, what: str) -> Tensor:
+    """Detached attributions, checked finite; integer tensors become float64."""
+    if not bool(torch.isfinite(attributions).all()):
+        raise ValueError(f"{what}: NaN or infinite values found.")
+    attr = attributions.detach()
+    return attr if attr.is_floating_point() else attr.double()
