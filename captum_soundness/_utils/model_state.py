@@ -38,7 +38,8 @@ def find_module(forward_func: Callable[..., Any]) -> nn.Module | None:
 
 def _user_stacklevel() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside this package."""
-    package_dir = os.path.dirname(os.path.abspath(__file__))
+    # The package root (captum_soundness/), not this module's folder (_utils/).
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     frame = sys._getframe(1)
     level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
