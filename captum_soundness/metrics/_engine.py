@@ -21,6 +21,7 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
+from captum_soundness._utils.fill_samples import sample_fill
 from captum_soundness._utils.forward import (
     check_forward_args,
     check_output,
@@ -159,26 +160,11 @@ class _Masks:
         return ranks < self.thresholds[point].unsqueeze(1)
 
 
-def _fill_values(
-    fill: Fill, x: Tensor, n_samples: int, generator: torch.Generator | None
-) -> Tensor:
-    """``fill.sample`` checked and broadcast to ``(n_samples, *x.shape)``."""
-    samples = fill.sample(x, n_samples, generator)
-    shape = (n_samples, *x.shape)
-    if samples.dim() != x.dim() + 1 or samples.shape[0] not in (1, n_samples):
-        raise ValueError(
-            f"`fill` returned samples of shape {tuple(samples.shape)}; expected {shape} "
-            "(or a leading dimension of 1)."
-        )
-    samples = samples.to(device=x.device, dtype=x.dtype)
-    return samples if tuple(samples.shape) == shape else samples.expand(shape)
-
-
 class _DeterministicFills:
     """The fill values of a deterministic fill, computed once for all images."""
 
     def __init__(self, fill: Fill, inputs: Tensor):
-        values = _fill_values(fill, inputs, 1, None)[0]  # (N, C, *spatial)
+        values = sample_fill(fill, inputs, 1, None)[0]  # (N, C, *spatial)
         self.values = values[:1] if values.stride(0) == 0 else values  # same for every image
 
     def gather(self, image: Tensor, sample: Tensor) -> Tensor:
@@ -213,7 +199,7 @@ class _RandomFills:
             else:
                 gen = torch.Generator(device=self.inputs.device).manual_seed(self.seeds[i])
                 x = self.inputs[i : i + 1]
-                cache[i] = _fill_values(self.fill, x, self.n_samples, gen)[:, 0]
+                cache[i] = sample_fill(self.fill, x, self.n_samples, gen)[:, 0]
         self.cache = cache
         stacked = torch.stack([cache[i] for i in keys])  # (U, S, C, *spatial)
         local = torch.searchsorted(unique, image)
