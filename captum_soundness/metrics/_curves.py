@@ -173,11 +173,10 @@ def deletion_curve(
     Examples::
 
         >>> import torch
-        >>> from torch import nn
         >>> from captum_soundness.metrics import deletion_curve
-        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
-        >>> x = torch.randn(2, 1, 4, 4)
-        >>> curve = deletion_curve(model, x, torch.randn(2, 4, 4), target=1, fractions=4)
+        >>> linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
+        >>> x, maps = torch.randn(2, 1, 4, 4), torch.randn(2, 4, 4)
+        >>> curve = deletion_curve(linear, x, maps, target=1, fractions=4)
         >>> bool(torch.allclose(curve[0, -1], curve[1, -1]))  # both fully filled
         True
     """

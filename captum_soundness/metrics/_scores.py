@@ -170,12 +170,12 @@ def completeness(
     Examples::
 
         >>> import torch
-        >>> from torch import nn
         >>> from captum_soundness.metrics import completeness
-        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
-        >>> x, attr = torch.randn(2, 1, 4, 4), torch.randn(2, 1, 4, 4)
-        >>> completeness(model, x, attr, target=[0, 1], fractions=4).shape
-        torch.Size([2])
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3)).eval()
+        >>> x = torch.rand(4, 1, 4, 4)
+        >>> scores = completeness(model, x, x, fractions=4)  # the input as its own map
+        >>> scores.shape, bool(((scores >= 0) & (scores <= 1)).all())
+        (torch.Size([4]), True)
     """
     params = locals()  # the parameters above, by name
     epsilon, alpha = params.pop("epsilon"), params.pop("alpha")
