@@ -3,32 +3,21 @@ run in the inputs' dtype and agree with float32 up to the precision of the forma
 
 import pytest
 import torch
-from torch import nn
+from helpers import seeded_randn, small_cnn
 
 from captum_soundness.attr import FullGrad, LayerGradCamPlusPlus
 from captum_soundness.fills import BlurFill
 from captum_soundness.metrics import completeness, insertion_curve
 
 
-def _model() -> nn.Module:
-    g = torch.Generator().manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)
-    )
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return net.eval()
-
-
 def _x() -> torch.Tensor:
-    return torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    return seeded_randn(3, 1, 8, 8, seed=1)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_metrics_follow_half_precision_inputs(dtype):
-    model, x = _model(), _x()
-    attr = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    model, x = small_cnn(), _x()
+    attr = seeded_randn(3, 1, 8, 8, seed=2)
     want = insertion_curve(model, x, attr, target=[0, 1, 2], fractions=8, fill=BlurFill(1.0))
     half = model.to(dtype)
     got = insertion_curve(
@@ -45,7 +34,7 @@ def test_metrics_follow_half_precision_inputs(dtype):
 # ill-conditioned where the two terms of its denominator nearly cancel.
 @pytest.mark.parametrize(("dtype", "rtol"), [(torch.float16, 0.015), (torch.bfloat16, 0.15)])
 def test_gradcam_plus_plus_and_fullgrad_in_half_precision(dtype, rtol):
-    model, x = _model(), _x()
+    model, x = small_cnn(), _x()
     want_cam = LayerGradCamPlusPlus(model, model[0]).attribute(x, target=1)
     want_fg = FullGrad(model).attribute(x, target=1)
     half = model.to(dtype)

@@ -5,6 +5,20 @@ import warnings
 import pytest
 import torch
 from captum.attr import Attribution
+from helpers import (
+    PATCH,
+    CountingModel,
+    PatchModel,
+    assert_chunking_invariant,
+    assert_global_rng_untouched,
+    assert_model_untouched,
+    assert_seeded_determinism,
+    bn_dropout_cnn,
+    mark_model_state,
+    patch_inputs,
+    seeded_linear,
+    seeded_randn,
+)
 from torch import nn
 
 from captum_soundness.attr import SimpleMasking
@@ -12,53 +26,11 @@ from captum_soundness.fills import BlurFill, ConstantFill, DatasetFill, MeanFill
 from captum_soundness.masking import compose, fraction_counts, rank_positions, topk_masks
 
 # ---------------------------------------------------------------------------------------
-# toy models
-
-
-class PatchModel(nn.Module):
-    """Three labels whose logits depend only on the 4x4 patch at rows/cols 4:8 of a 12x12
-    one-channel input: ``(s, -s, 0) / 4`` with ``s`` the sum of the patch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.tensor(0.25))
-
-    def forward(self, x):
-        s = x[:, 0, 4:8, 4:8].sum(dim=(1, 2))
-        return self.scale * torch.stack([s, -s, torch.zeros_like(s)], dim=1)
-
-
-PATCH = torch.zeros(12, 12, dtype=torch.bool)
-PATCH[4:8, 4:8] = True
-
-
-def _patch_inputs():
-    x = torch.randn(2, 1, 12, 12, generator=torch.Generator().manual_seed(0))
-    x[0, 0, 4:8, 4:8] = 1.0  # supports label 0
-    x[1, 0, 4:8, 4:8] = -1.0  # supports label 1
-    return x
-
-
-def _linear(c=2, h=6, w=5, classes=4, seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, classes)).eval()
-
-
-def _cnn(seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(2, 4, 3, padding=1),
-        nn.BatchNorm2d(4),
-        nn.ReLU(),
-        nn.Dropout(0.5),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(16, 3),
-    ).eval()
+# data (toy models: helpers.models)
 
 
 def _x(n=3, c=2, h=6, w=5, seed=1):
-    return torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(seed))
+    return seeded_randn(n, c, h, w, seed=seed)
 
 
 FAST = {"steps": 15, "n_fill_samples": 3}
@@ -87,7 +59,7 @@ def _tv(m):
 
 
 def test_is_a_captum_attribution():
-    sm = SimpleMasking(_linear())
+    sm = SimpleMasking(seeded_linear())
     assert isinstance(sm, Attribution)
     assert not sm.multiplies_by_inputs and not sm.has_convergence_delta()
     assert sm.get_name() == "Simple Masking"
@@ -105,7 +77,7 @@ def test_is_a_captum_attribution():
 )
 def test_patch_model_mask_ranks_the_patch_first(objective, fill):
     model = PatchModel().eval()
-    x = _patch_inputs()
+    x = patch_inputs()
     target = torch.tensor([0, 1])  # different labels in one batch
     masks = SimpleMasking(model).attribute(
         x,
@@ -136,7 +108,7 @@ def test_patch_model_mask_ranks_the_patch_first(objective, fill):
 
 def test_mask_range_shape_dtype():
     x = _x()
-    out = SimpleMasking(_linear()).attribute(x, [0, 1, 2], fill=NoiseFill(), seed=0, **FAST)
+    out = SimpleMasking(seeded_linear()).attribute(x, [0, 1, 2], fill=NoiseFill(), seed=0, **FAST)
     assert out.shape == x.shape and out.dtype == x.dtype and out.is_contiguous()
     assert bool((out >= 0).all() and (out <= 1).all())
     # one mask broadcast over channels
@@ -148,7 +120,7 @@ def test_mask_range_shape_dtype():
 )
 def test_any_mask_size(h, w, downsample):
     x = _x(n=2, h=h, w=w)
-    model = _linear(h=h, w=w)
+    model = seeded_linear(h=h, w=w)
     out = SimpleMasking(model).attribute(x, 0, downsample=downsample, steps=5)
     assert out.shape == x.shape
     if downsample >= max(h, w):  # a single logit: a constant mask
@@ -157,7 +129,7 @@ def test_any_mask_size(h, w, downsample):
 
 def test_downsampled_mask_is_smooth_and_full_resolution_is_not():
     x = _x(n=1, h=16, w=16)
-    model = _linear(h=16, w=16)
+    model = seeded_linear(h=16, w=16)
     kw = {"fill": NoiseFill(), "seed": 0, "steps": 30, "tv": 0.0, "n_fill_samples": 4}
     coarse = SimpleMasking(model).attribute(x, 0, downsample=8, **kw)[:, 0]
     fine = SimpleMasking(model).attribute(x, 0, downsample=1, **kw)[:, 0]
@@ -166,7 +138,7 @@ def test_downsampled_mask_is_smooth_and_full_resolution_is_not():
 
 def test_tv_gives_a_smoother_mask():
     x = _x(n=2, h=12, w=12)
-    model = _linear(h=12, w=12, classes=5)
+    model = seeded_linear(h=12, w=12, classes=5)
     kw = {"fill": NoiseFill("gaussian"), "seed": 0, "steps": 60, "n_fill_samples": 4}
     kw["downsample"] = 1
     sharp = SimpleMasking(model).attribute(x, [0, 3], tv=0.0, **kw)[:, 0]
@@ -191,25 +163,23 @@ def test_tv_gives_a_smoother_mask():
 @pytest.mark.parametrize("objective", ["reference", "log_prob"])
 def test_chunked_equals_unchunked(fill, objective):
     x = _x(n=5)
-    model = _cnn()
+    model = bn_dropout_cnn()
     target = [0, 1, 2, 0, 1]
     sm = SimpleMasking(model)
     kw = {"fill": fill, "seed": 3, "steps": 20, "n_fill_samples": 3, "objective": objective}
-    full = sm.attribute(x, target, **kw)
-    for chunk in (1, 2, 4, 5, 100):
-        part = sm.attribute(x, target, max_examples_per_batch=chunk, **kw)
-        # identical up to float rounding of the model's batched kernels
-        torch.testing.assert_close(part, full, atol=1e-6, rtol=0)
+    # identical up to float rounding of the model's batched kernels
+    assert_chunking_invariant(
+        lambda m: sm.attribute(x, target, max_examples_per_batch=m, **kw),
+        sizes=(1, 2, 4, 5, 100),
+        atol=1e-6,
+    )
 
 
 def test_same_seed_same_masks_and_fresh_randomness_otherwise():
     x = _x()
-    sm = SimpleMasking(_cnn())
+    sm = SimpleMasking(bn_dropout_cnn())
     kw = {"fill": NoiseFill(), **FAST}
-    a = sm.attribute(x, 1, seed=5, **kw)
-    b = sm.attribute(x, 1, seed=5, **kw)
-    assert torch.equal(a, b)
-    assert not torch.equal(a, sm.attribute(x, 1, seed=6, **kw))
+    assert_seeded_determinism(lambda s: sm.attribute(x, 1, seed=s, **kw), seed=5, other_seed=6)
     assert not torch.equal(sm.attribute(x, 1, **kw), sm.attribute(x, 1, **kw))
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     assert torch.equal(sm.attribute(x, 1, seed=g1, **kw), sm.attribute(x, 1, seed=g2, **kw))
@@ -217,37 +187,30 @@ def test_same_seed_same_masks_and_fresh_randomness_otherwise():
 
 def test_deterministic_fill_needs_no_seed():
     x = _x()
-    sm = SimpleMasking(_cnn())
+    sm = SimpleMasking(bn_dropout_cnn())
     for fill in (None, 0.5, ConstantFill(torch.tensor([0.0, 1.0]).view(2, 1, 1)), BlurFill(1.0)):
         a = sm.attribute(x, 1, fill=fill, **FAST)
         assert torch.equal(a, sm.attribute(x, 1, fill=fill, **FAST))
 
 
 def test_model_and_global_rng_untouched():
-    model = _cnn()
-    model.train()  # training mode: warned about, left as it is
-    model[0].bias.requires_grad_(False)
-    sentinel = torch.ones_like(model[6].weight)
-    model[6].weight.grad = sentinel
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    rng = torch.random.get_rng_state()
+    # training mode (warned about, left as it is), a frozen parameter, a stored gradient
+    model = mark_model_state(bn_dropout_cnn()).train()
+    sm = SimpleMasking(model)
     with pytest.warns(UserWarning, match="training mode"):
-        out = SimpleMasking(model).attribute(
-            _x(), [0, 1, 2], fill=NoiseFill(), max_examples_per_batch=2, **FAST
+        out = assert_model_untouched(  # batch-norm statistics restored too
+            model,
+            lambda: assert_global_rng_untouched(  # dropout ran on a forked RNG
+                lambda: sm.attribute(
+                    _x(), [0, 1, 2], fill=NoiseFill(), max_examples_per_batch=2, **FAST
+                )
+            ),
         )
     assert bool(torch.isfinite(out).all())
-    assert torch.equal(rng, torch.random.get_rng_state())  # dropout ran on a forked RNG
-    assert all(m.training for m in model.modules())
-    assert not model[0].bias.requires_grad
-    assert all(p.requires_grad for n, p in model.named_parameters() if n != "0.bias")
-    assert model[6].weight.grad is sentinel
-    assert all(p.grad is None for n, p in model.named_parameters() if n != "6.weight")
-    for k, v in model.state_dict().items():
-        assert torch.equal(v, state[k]), k  # batch-norm statistics restored
 
 
 def test_eval_model_no_warning_and_plain_callables_get_no_grads():
-    model = _cnn()
+    model = bn_dropout_cnn()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SimpleMasking(model).attribute(_x(), 0, **FAST)
@@ -259,7 +222,7 @@ def test_eval_model_no_warning_and_plain_callables_get_no_grads():
 
 def test_works_inside_no_grad():
     x = _x()
-    sm = SimpleMasking(_cnn())
+    sm = SimpleMasking(bn_dropout_cnn())
     kw = {"fill": NoiseFill(), "seed": 0, **FAST}
     with torch.no_grad():
         inside = sm.attribute(x, 1, **kw)
@@ -269,7 +232,7 @@ def test_works_inside_no_grad():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_inputs():  # pragma: no cover - run where a GPU is available
-    model = _cnn().cuda()
+    model = bn_dropout_cnn().cuda()
     x = _x().cuda()
     kw = {"fill": DatasetFill(torch.randn(5, 2, 6, 5)), **FAST}
     out = SimpleMasking(model).attribute(x, [0, 1, 2], seed=0, **kw)
@@ -280,21 +243,21 @@ def test_cuda_inputs():  # pragma: no cover - run where a GPU is available
 
 def test_target_forms():
     x = _x()
-    sm = SimpleMasking(_cnn())
+    sm = SimpleMasking(bn_dropout_cnn())
     kw = {"fill": NoiseFill(), "seed": 0, **FAST}
     ref = sm.attribute(x, [2, 2, 2], **kw)
     for target in (2, torch.tensor(2), torch.tensor([2, 2, 2]), (2, 2, 2)):
         assert torch.equal(sm.attribute(x, target, **kw), ref)
     # None: each example's predicted label
     with torch.no_grad():
-        predicted = _cnn()(x).argmax(dim=1)
+        predicted = bn_dropout_cnn()(x).argmax(dim=1)
     assert torch.equal(sm.attribute(x, None, **kw), sm.attribute(x, predicted, **kw))
     assert torch.equal(sm.attribute(x, **kw), sm.attribute(x, predicted, **kw))
 
 
 def test_per_example_targets_are_independent():
     x = _x(n=2)
-    sm = SimpleMasking(_cnn())
+    sm = SimpleMasking(bn_dropout_cnn())
     kw = {"fill": NoiseFill(), "seed": 0, **FAST}
     mixed = sm.attribute(x, [0, 2], **kw)
     torch.testing.assert_close(mixed[0], sm.attribute(x, 0, **kw)[0], atol=1e-6, rtol=0)
@@ -303,7 +266,7 @@ def test_per_example_targets_are_independent():
 
 
 def test_additional_forward_args_follow_the_examples():
-    base = _linear()
+    base = seeded_linear()
 
     def forward(inp, sign, offset):
         return base(inp) * sign.view(-1, 1) + offset
@@ -334,7 +297,7 @@ def test_one_and_three_spatial_dims():
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
 def test_dtypes_follow_inputs(dtype):
-    model = _linear().to(dtype)
+    model = seeded_linear().to(dtype)
     x = _x().to(dtype)
     try:
         model(x)
@@ -347,7 +310,7 @@ def test_dtypes_follow_inputs(dtype):
 
 
 def test_show_progress(capsys):
-    SimpleMasking(_linear()).attribute(
+    SimpleMasking(seeded_linear()).attribute(
         _x(), 0, fill=NoiseFill(), show_progress=True, max_examples_per_batch=2, **FAST
     )
     err = capsys.readouterr().err
@@ -357,7 +320,7 @@ def test_show_progress(capsys):
 def test_loss_decreases_with_more_steps():
     """The objective is optimised: longer runs reach lower losses on the same problem."""
     model = PatchModel().eval()
-    x = _patch_inputs()
+    x = patch_inputs()
     fill = ConstantFill(0.0)
 
     def loss(m):
@@ -408,7 +371,7 @@ def test_first_adam_step():
     """Adam's first step moves every logit by about lr against its gradient's sign: the
     patch (the objective wants it) goes up, the rest (only l1 acting) goes down."""
     model = PatchModel().eval()
-    x = _patch_inputs()[:1]
+    x = patch_inputs()[:1]
     for objective in ("reference", "log_prob"):
         m = SimpleMasking(model).attribute(
             x, 0, steps=1, downsample=1, tv=0.0, lr=0.1, objective=objective
@@ -420,18 +383,6 @@ def test_first_adam_step():
 
 # ---------------------------------------------------------------------------------------
 # bad input
-
-
-class CountingModel(nn.Module):
-    def __init__(self, out_classes=3):
-        super().__init__()
-        self.calls = 0
-        self.net = _linear(classes=out_classes)
-        self.eval()
-
-    def forward(self, x):
-        self.calls += 1
-        return self.net(x)
 
 
 X = _x()

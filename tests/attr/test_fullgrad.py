@@ -2,39 +2,18 @@
 
 import pytest
 import torch
+from helpers import fullgrad_cnn, seeded_randn
 from torch import nn
 
 from captum_soundness.attr import FullGrad
 
 
-def _net() -> nn.Module:
-    """Piecewise-linear CNN with biases everywhere and an eval-mode batch-norm (float64)."""
-    g = torch.Generator().manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(2, 4, 3, padding=1),
-        nn.BatchNorm2d(4),
-        nn.ReLU(inplace=True),
-        nn.MaxPool2d(2),
-        nn.Conv2d(4, 3, 3, padding=1),
-        nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(3 * 4 * 4, 5),
-    ).double()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
-        bn = net[1]
-        bn.running_mean.copy_(torch.randn(4, generator=g, dtype=torch.float64))
-        bn.running_var.copy_(torch.rand(4, generator=g, dtype=torch.float64) + 0.5)
-    return net.eval()
-
-
 def _x() -> torch.Tensor:
-    return torch.randn(3, 2, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return seeded_randn(3, 2, 8, 8, seed=1, dtype=torch.float64)
 
 
 def test_completeness_of_raw_decomposition():
-    net, x = _net(), _x()
+    net, x = fullgrad_cnn(), _x()
     parts = FullGrad(net).decompose(x, target=[0, 3, 4])
     with torch.no_grad():
         logits = net(x)[torch.arange(3), torch.tensor([0, 3, 4])]
@@ -68,7 +47,7 @@ def test_map_matches_reference_formula_without_biases():
 
 
 def test_aggregations_differ_and_default_is_absolute():
-    net, x = _net(), _x()
+    net, x = fullgrad_cnn(), _x()
     fg = FullGrad(net)
     default = fg.attribute(x, target=1)
     absolute = fg.attribute(x, target=1, aggregation="absolute")
@@ -83,7 +62,7 @@ def test_aggregations_differ_and_default_is_absolute():
 
 
 def test_model_left_as_found_and_hooks_removed():
-    net, x = _net(), _x()
+    net, x = fullgrad_cnn(), _x()
     net[0].weight.requires_grad_(False)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     fg = FullGrad(net)
@@ -100,14 +79,14 @@ def test_model_left_as_found_and_hooks_removed():
 
 
 def test_default_target_is_prediction():
-    net, x = _net(), _x()
+    net, x = fullgrad_cnn(), _x()
     fg = FullGrad(net)
     pred = net(x).argmax(1)
     assert torch.equal(fg.attribute(x), fg.attribute(x, target=pred))
 
 
 def test_bad_arguments():
-    net, x = _net(), _x()
+    net, x = fullgrad_cnn(), _x()
     with pytest.raises(TypeError, match="forward_func"):
         FullGrad(lambda t: net(t))
     with pytest.raises(ValueError, match="aggregation"):
@@ -118,7 +97,7 @@ def test_bad_arguments():
 
 def test_map_matches_hand_computation_with_bias_terms():
     """The map with bias terms: per-term abs, min-max, channel sum, bilinear upsampling."""
-    net, x = _net(), _x()
+    net, x = fullgrad_cnn(), _x()
     target = torch.tensor([2, 0, 4])
     xg = x.clone().requires_grad_(True)
     z0 = net[0](xg)
@@ -149,7 +128,7 @@ def test_map_matches_hand_computation_with_bias_terms():
 
 
 def test_labels_out_of_range_raise_value_error():
-    net, x = _net(), _x()
+    net, x = fullgrad_cnn(), _x()
     with pytest.raises(ValueError, match="target"):
         FullGrad(net).attribute(x, target=-1)
     with pytest.raises(ValueError, match="target"):

@@ -3,37 +3,17 @@
 import pytest
 import torch
 from captum.attr import LayerAttribution
+from helpers import GradCamToy, seeded_randn
 from torch import nn
 
 from captum_soundness.attr import LayerGradCamPlusPlus
 
 
-class Tiny(nn.Module):
-    """conv (2 channels, 3x3 maps) -> feat (identity) -> linear head; float64."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(0)
-        self.conv = nn.Conv2d(1, 2, 2).double()
-        self.feat = nn.Identity()
-        self.head = nn.Linear(2 * 3 * 3, 3).double()
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.randn(2, 1, 2, 2, generator=g, dtype=torch.float64))
-            self.conv.bias.copy_(torch.tensor([0.5, -0.2], dtype=torch.float64))
-            w = torch.randn(3, 18, generator=g, dtype=torch.float64)
-            w[0, 4] = 0.0  # a zero gradient: zero GradCAM++ denominator
-            self.head.weight.copy_(w)
-        self.eval()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.feat(self.conv(x)).flatten(1))
-
-
 def _x() -> torch.Tensor:
-    return torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return seeded_randn(2, 1, 4, 4, seed=1, dtype=torch.float64)
 
 
-def _hand(model: Tiny, x: torch.Tensor, label: int, agg: str, relu: bool) -> torch.Tensor:
+def _hand(model: GradCamToy, x: torch.Tensor, label: int, agg: str, relu: bool) -> torch.Tensor:
     """GradCAM++ by explicit loops: the gradient of a linear head is its weight row."""
     with torch.no_grad():
         acts = model.conv(x)
@@ -61,7 +41,7 @@ def _hand(model: Tiny, x: torch.Tensor, label: int, agg: str, relu: bool) -> tor
 @pytest.mark.parametrize("agg", ["signed", "positive", "absolute"])
 @pytest.mark.parametrize("relu", [True, False])
 def test_matches_hand_computation(agg, relu):
-    model, x = Tiny(), _x()
+    model, x = GradCamToy(), _x()
     cam = LayerGradCamPlusPlus(model, model.feat)
     got = cam.attribute(x, target=[0, 2], aggregation=agg, relu_attributions=relu)
     want = torch.cat([_hand(model, x[:1], 0, agg, relu), _hand(model, x[1:], 2, agg, relu)], dim=0)
@@ -71,7 +51,7 @@ def test_matches_hand_computation(agg, relu):
 
 
 def test_signed_and_positive_differ_with_mixed_gradients():
-    model, x = Tiny(), _x()
+    model, x = GradCamToy(), _x()
     g = model.head.weight[1]
     assert bool((g > 0).any()) and bool((g < 0).any())
     cam = LayerGradCamPlusPlus(model, model.feat)
@@ -85,7 +65,7 @@ def test_signed_and_positive_differ_with_mixed_gradients():
 
 
 def test_default_target_is_prediction_and_upsampling():
-    model, x = Tiny(), _x()
+    model, x = GradCamToy(), _x()
     cam = LayerGradCamPlusPlus(model, model.feat)
     pred = model(x).argmax(dim=1)
     assert torch.equal(cam.attribute(x), cam.attribute(x, target=pred))
@@ -94,7 +74,7 @@ def test_default_target_is_prediction_and_upsampling():
 
 
 def test_layer_input_and_model_left_as_found():
-    model, x = Tiny(), _x()
+    model, x = GradCamToy(), _x()
     model.conv.weight.requires_grad_(False)
     model.train()
     cam = LayerGradCamPlusPlus(model, model.feat)
@@ -109,7 +89,7 @@ def test_layer_input_and_model_left_as_found():
 
 
 def test_bad_arguments():
-    model, x = Tiny(), _x()
+    model, x = GradCamToy(), _x()
     cam = LayerGradCamPlusPlus(model, model.feat)
     with pytest.raises(ValueError, match="aggregation"):
         cam.attribute(x, target=0, aggregation="relu")
@@ -147,7 +127,7 @@ def test_layer_input_differs_from_layer_output():
 
 
 def test_layer_outside_model_and_labels_out_of_range():
-    model, x = Tiny(), _x()
+    model, x = GradCamToy(), _x()
     with pytest.raises(ValueError, match="`layer`"):
         LayerGradCamPlusPlus(model, nn.Conv2d(1, 2, 2))
     cam = LayerGradCamPlusPlus(model, model.feat)
@@ -156,7 +136,7 @@ def test_layer_outside_model_and_labels_out_of_range():
     with pytest.raises(ValueError, match="target"):
         cam.attribute(x, target=[0, -1])
     # A plain function: the layer is checked when the forward pass does not call it.
-    other = Tiny()
+    other = GradCamToy()
     cam = LayerGradCamPlusPlus(lambda t: other(t), model.feat)
     with pytest.raises(ValueError, match="not called"):
         cam.attribute(x, target=0)
