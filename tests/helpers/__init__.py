@@ -32,6 +32,7 @@ from helpers.models import (
     small_cnn,
     stateful_mlp,
     tanh_mlp,
+    tiny_cnn,
 )
 
 __all__ = [
@@ -62,4 +63,5 @@ __all__ = [
     "small_cnn",
     "stateful_mlp",
     "tanh_mlp",
+    "tiny_cnn",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "small_cnn",
     "stateful_mlp",
     "tanh_mlp",
+    "tiny_cnn",
 ]
 
 
@@ -200,6 +201,22 @@ def small_cnn(convs: int = 1) -> nn.Module:
         layers += [nn.Conv2d(1 if i == 0 else 4, 4, 3, padding=1), nn.ReLU()]
     net = nn.Sequential(*layers, nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
     return init_params_(net, seed=0, scale=0.3).eval()
+
+
+def tiny_cnn(num_classes: int = 3, seed: int = 0) -> nn.Module:
+    """3-channel images of any size -> ``num_classes`` logits: two conv(3x3, 4 channels)+ReLU
+    blocks, adaptive pool to 4x4, linear; weights ``randn * 0.5`` from generator ``seed``.
+    Importable by a command line as ``helpers.models:tiny_cnn`` (``tests`` on the path)."""
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(64, num_classes),
+    )
+    return init_params_(net, seed=seed, scale=0.5).eval()
 
 
 def tanh_mlp() -> nn.Module:
