@@ -25,16 +25,21 @@ context) -> explain_func`` for any model; :meth:`MethodSpec.make_factory` gives 
 modified model copies (parameter randomisation) use.
 
 :func:`run_benchmark` does the work and returns a :class:`BenchmarkResult`;
+:func:`evaluate_dataset` runs the same evaluation on any model and data set (streaming,
+resumable, on ``torchrun``; ``captum-soundness evaluate``);
 :func:`write_outputs` writes ``results.json``, ``results.csv``, the figures and
 ``report.md``. :func:`main` is the command line.
 
 Where things live: ``_settings`` (settings, presets, :func:`check_settings`),
 ``_registry`` (:func:`register`, :data:`METHODS`), ``_methods`` (the registered methods),
 ``_runner`` (:func:`run_benchmark`), ``_results`` (result classes, column definitions),
-``_outputs`` (JSON, CSV, Markdown), ``_figures``, ``_cli``.
+``_outputs`` (JSON, CSV, Markdown), ``_figures``, ``_cli``; for own models and data
+sets ``_dataset`` (image folders), ``_evaluate`` (:func:`evaluate_dataset`), ``_records``
+(atomic per-batch records, resume, merge), ``_distributed`` (torch.distributed).
 """
 
 from captum_soundness.benchmark._cli import build_parser, main
+from captum_soundness.benchmark._evaluate import EvaluationResult, evaluate_dataset
 from captum_soundness.benchmark._outputs import (
     ablation_lines,
     format_table,
@@ -74,11 +79,13 @@ __all__ = [
     "BenchmarkContext",
     "BenchmarkResult",
     "BenchmarkSettings",
+    "EvaluationResult",
     "MethodResult",
     "MethodSpec",
     "ablation_lines",
     "build_parser",
     "check_settings",
+    "evaluate_dataset",
     "format_table",
     "last_conv_layer",
     "main",

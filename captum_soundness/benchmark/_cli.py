@@ -6,6 +6,8 @@ Subcommands:
   scored for completeness and soundness on every label (see
   :mod:`captum_soundness.benchmark`). Writes ``results.json``, ``results.csv``, figures
   and ``report.md`` under ``--out``.
+- ``evaluate``: the same on the user's model and image folder
+  (:func:`~captum_soundness.benchmark.evaluate_dataset`), resumable, on ``torchrun``.
 
 Examples::
 
@@ -13,6 +15,9 @@ Examples::
     captum-soundness benchmark --quick --out /tmp/smoke
     captum-soundness benchmark --methods saliency,simple_masking --images 10 --steps 500
     python -m captum_soundness benchmark --full --out results-full
+    captum-soundness evaluate --model torchvision.models:resnet50 --weights r50.pt \\
+        --data images/ --pool pool/ --labels imagenet6 --out results-r50
+    torchrun --nproc-per-node 4 -m captum_soundness evaluate ... --device cuda
 """
 
 from __future__ import annotations
@@ -35,6 +40,54 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}.")
     return value
+
+
+def _typed(parse: Any, metavar: str) -> Any:
+    """An argparse type from a parser that raises ValueError (its message is shown)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = metavar
+    return convert
+
+
+def _existing_dir(text: str) -> str:
+    from pathlib import Path
+
+    if not Path(text).is_dir():
+        raise ValueError(f"{text} is not a folder.")
+    return text
+
+
+def _existing_file(text: str) -> str:
+    from pathlib import Path
+
+    if not Path(text).is_file():
+        raise ValueError(f"{text} is not a file.")
+    return text
+
+
+def _labels(text: str) -> Any:
+    """``all`` -> None, ``imagenet6`` -> the paper's six labels, else a list of ints."""
+    from captum_soundness.labels import PAPER_IMAGENET_LABELS
+
+    if text.strip().lower() == "all":
+        return None
+    if text.strip().lower() == "imagenet6":
+        return list(PAPER_IMAGENET_LABELS)
+    try:
+        labels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(
+            f"expected all, imagenet6 or label ids such as 1,3,5, got {text!r}."
+        ) from None
+    if len(set(labels)) != len(labels) or len(labels) < 2 or min(labels) < 0:
+        raise ValueError(f"expected at least 2 distinct non-negative label ids, got {text!r}.")
+    return labels
 
 
 def method_names(values: Sequence[str] | None) -> list[str]:
@@ -99,6 +152,118 @@ def _add_benchmark(sub: Any) -> None:
     bench.set_defaults(subparser=bench, handler=_benchmark)
 
 
+def _add_evaluate(sub: Any) -> None:
+    from captum_soundness.benchmark._dataset import parse_normalize
+    from captum_soundness.benchmark._loading import check_model_spec, parse_model_kwargs
+    from captum_soundness.benchmark._settings import DEFAULT_SETTINGS as D
+    from captum_soundness.benchmark._settings import FILL_NAMES
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="evaluate attribution methods on your own model and image folder",
+        description=(
+            "Explain every label (or --labels) of the images of --data with the methods of "
+            "the benchmark and score completeness and soundness; records are written batch "
+            "by batch (--resume continues a killed run); under torchrun the images are "
+            "split among the processes, with the same numbers as one process."
+        ),
+    )
+    model = ev.add_argument_group("model")
+    model.add_argument(
+        "--model",
+        required=True,
+        type=_typed(check_model_spec, "model"),
+        help="MODULE:CALLABLE returning an nn.Module (e.g. torchvision.models:resnet50), "
+        "or a TorchScript file",
+    )
+    model.add_argument(
+        "--model-kwargs",
+        type=_typed(parse_model_kwargs, "JSON"),
+        default={},
+        metavar="JSON",
+        help="keyword arguments of the callable, e.g. '{\"num_classes\": 3}'",
+    )
+    model.add_argument(
+        "--weights",
+        type=_typed(_existing_file, "PATH"),
+        metavar="PATH",
+        help="state dict file (never downloaded)",
+    )
+    model.add_argument(
+        "--gradcam-layer", metavar="NAME", help="layer of the CAM methods (default: last conv)"
+    )
+    data = ev.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        required=True,
+        type=_typed(_existing_dir, "DIR"),
+        metavar="DIR",
+        help="image folder (png/jpg; class sub-folders optional)",
+    )
+    data.add_argument(
+        "--image-size",
+        type=positive_int,
+        default=224,
+        metavar="N",
+        help="side of the square images (shorter side resized, centre crop; default 224)",
+    )
+    data.add_argument(
+        "--normalize",
+        type=_typed(parse_normalize, "normalize"),
+        default="imagenet",
+        metavar="imagenet|none|MEAN,STD",
+        help="input normalisation (default imagenet)",
+    )
+    data.add_argument(
+        "--pool",
+        type=_typed(_existing_dir, "DIR"),
+        metavar="DIR",
+        help="fill images of SimpleMasking (and of --fill dataset), disjoint from --data",
+    )
+    data.add_argument(
+        "--images",
+        type=positive_int,
+        metavar="N",
+        help="evaluate N images chosen by --seed (default: all)",
+    )
+    run = ev.add_argument_group("evaluation")
+    run.add_argument(
+        "--methods",
+        action="append",
+        metavar="NAMES",
+        help="comma-separated method names (default: all); see benchmark --list-methods",
+    )
+    run.add_argument(
+        "--labels",
+        type=_typed(_labels, "labels"),
+        default=None,
+        metavar="all|LIST|imagenet6",
+        help="labels to explain (default all); a list restricts the softmax to it",
+    )
+    run.add_argument("--steps", type=positive_int, help=f"SimpleMasking steps (default {D.steps})")
+    run.add_argument(
+        "--fill",
+        help=f"evaluation fill: a number or one of {', '.join(FILL_NAMES)} (default {D.fill!r})",
+    )
+    run.add_argument("--seed", type=int, help=f"random seed (default {D.seed})")
+    run.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device (default 'cpu'; 'cuda' is cuda:LOCAL_RANK under torchrun)",
+    )
+    run.add_argument(
+        "--batch-size", type=positive_int, default=8, help="images per batch (default 8)"
+    )
+    run.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0)")
+    run.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
+    out = ev.add_argument_group("output")
+    out.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    out.add_argument("--resume", action="store_true", help="continue the run in --out")
+    out.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.set_defaults(subparser=ev, handler=_evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``captum-soundness``."""
     parser = argparse.ArgumentParser(
@@ -109,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     _add_benchmark(sub)
+    _add_evaluate(sub)
     return parser
 
 
@@ -182,6 +348,60 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         + ("" if args.no_figures else " and figures")
         + f" to {out}/ ({time.perf_counter() - start:.1f} s)."
     )
+    return 0
+
+
+def _evaluate_settings(args: argparse.Namespace) -> Any:
+    """The method settings the ``evaluate`` arguments ask for (not yet checked)."""
+    from captum_soundness.benchmark._registry import METHODS
+    from captum_soundness.benchmark._settings import DEFAULT_SETTINGS, resolve_methods
+
+    changes: dict[str, object] = {
+        name: getattr(args, name)
+        for name in ("steps", "seed", "fill", "device")
+        if getattr(args, name) is not None
+    }
+    names = method_names(args.methods) or list(METHODS)
+    changes["methods"] = resolve_methods(names)
+    changes["show_progress"] = not args.no_progress
+    return DEFAULT_SETTINGS.replace(**changes)
+
+
+def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+
+    from captum_soundness.benchmark._loading import prepare_evaluation
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        job = prepare_evaluation(
+            model=args.model,
+            model_kwargs=args.model_kwargs,
+            weights=args.weights,
+            data=args.data,
+            image_size=args.image_size,
+            normalize=args.normalize,
+            pool=args.pool,
+            images=args.images,
+            labels=args.labels,
+            settings=_evaluate_settings(args),
+            gradcam_layer=args.gradcam_layer,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            out=args.out,
+            resume=args.resume,
+            figures=not args.no_figures,
+        )
+        result = job.run()
+    except (TypeError, ValueError) as error:
+        parser.error(str(error))
+    if result is not None:
+        print(
+            "Wrote results.json, results.csv, report.md"
+            + ("" if args.no_figures else " and figures")
+            + f" to {args.out}/ ({result.wall_seconds:.1f} s)."
+        )
     return 0
 
 

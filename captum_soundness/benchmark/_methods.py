@@ -122,12 +122,18 @@ def _guided_backprop(model: nn.Module, settings: BenchmarkSettings, context: Ben
     "gradcam",
     label="LayerGradCam",
     description="Captum LayerGradCam on the last conv layer (ReLU), bilinearly upsampled",
+    needs_layer=True,
 )
 def _gradcam(model: nn.Module, settings: BenchmarkSettings, context: BenchmarkContext):
     return _upsampled_cam(LayerGradCam(model, _layer(model, context)), relu_attributions=True)
 
 
-@register("guided_gradcam", label="GuidedGradCam", description="Captum GuidedGradCam (last conv)")
+@register(
+    "guided_gradcam",
+    label="GuidedGradCam",
+    description="Captum GuidedGradCam (last conv)",
+    needs_layer=True,
+)
 def _guided_gradcam(model: nn.Module, settings: BenchmarkSettings, context: BenchmarkContext):
     return GuidedGradCam(model, _layer(model, context)).attribute
 
@@ -136,6 +142,7 @@ def _guided_gradcam(model: nn.Module, settings: BenchmarkSettings, context: Benc
     "gradcam_plus_plus",
     label="GradCAM++",
     description="GradCAM++ (positive aggregation, as published) on the last conv layer, upsampled",
+    needs_layer=True,
 )
 def _gradcam_plus_plus(model: nn.Module, settings: BenchmarkSettings, context: BenchmarkContext):
     method = LayerGradCamPlusPlus(model, _layer(model, context))
@@ -146,6 +153,7 @@ def _gradcam_plus_plus(model: nn.Module, settings: BenchmarkSettings, context: B
     "gradcam_plus_plus_signed",
     label="GradCAM++ signed",
     description="GradCAM++ with signed aggregation of the gradients (Khakzar et al. 2020)",
+    needs_layer=True,
 )
 def _gradcam_plus_plus_signed(
     model: nn.Module, settings: BenchmarkSettings, context: BenchmarkContext
@@ -218,24 +226,30 @@ def _simple_masking(
     )
 
 
-register(
-    "simple_masking",
-    label="SimpleMasking",
-    description="Gupta et al. simple masking (DatasetFill, TV, upsampling)",
-)(_simple_masking)
-register(
-    "simple_masking_no_tv", label="SimpleMasking -TV", description="SimpleMasking ablation: tv = 0"
-)(partial(_simple_masking, tv=False))
-register(
-    "simple_masking_no_upsampling",
-    label="SimpleMasking -up",
-    description="SimpleMasking ablation: downsample = 1 (no upsampling)",
-)(partial(_simple_masking, upsampling=False))
-register(
-    "simple_masking_no_tv_no_upsampling",
-    label="SimpleMasking -TV -up",
-    description="SimpleMasking ablation: tv = 0 and downsample = 1",
-)(partial(_simple_masking, tv=False, upsampling=False))
+for _name, _label, _description, _options in (
+    (
+        "simple_masking",
+        "SimpleMasking",
+        "Gupta et al. simple masking (DatasetFill, TV, upsampling)",
+        {},
+    ),
+    ("simple_masking_no_tv", "SimpleMasking -TV", "SimpleMasking ablation: tv = 0", {"tv": False}),
+    (
+        "simple_masking_no_upsampling",
+        "SimpleMasking -up",
+        "SimpleMasking ablation: downsample = 1 (no upsampling)",
+        {"upsampling": False},
+    ),
+    (
+        "simple_masking_no_tv_no_upsampling",
+        "SimpleMasking -TV -up",
+        "SimpleMasking ablation: tv = 0 and downsample = 1",
+        {"tv": False, "upsampling": False},
+    ),
+):
+    register(_name, label=_label, description=_description, needs_pool=True)(
+        partial(_simple_masking, **_options)
+    )
 
 
 @register("random", label="Random", description="Uniform random map (the floor)", sanity=False)

@@ -67,6 +67,8 @@ class MethodSpec:
         sanity: Whether the sanity-check columns apply (not for maps that ignore the
             model, such as the random floor: their similarities would only measure how
             the noise is drawn).
+        needs_layer: Whether the method uses ``context.gradcam_layer``.
+        needs_pool: Whether the method uses ``context.pool``.
     """
 
     name: str
@@ -74,6 +76,8 @@ class MethodSpec:
     description: str
     build: Builder
     sanity: bool = True
+    needs_layer: bool = False
+    needs_pool: bool = False
 
     def make_factory(
         self, settings: BenchmarkSettings, context: BenchmarkContext
@@ -87,7 +91,13 @@ METHODS: dict[str, MethodSpec] = {}
 
 
 def register(
-    name: str, *, label: str, description: str, sanity: bool = True
+    name: str,
+    *,
+    label: str,
+    description: str,
+    sanity: bool = True,
+    needs_layer: bool = False,
+    needs_pool: bool = False,
 ) -> Callable[[Builder], Builder]:
     """Registers a builder as the method ``name`` (a decorator; report order = file order).
 
@@ -96,6 +106,8 @@ def register(
         label: Display name.
         description: One line for the report.
         sanity: Whether the sanity-check columns apply.
+        needs_layer: Whether the builder uses ``context.gradcam_layer``.
+        needs_pool: Whether the builder uses ``context.pool``.
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
@@ -114,7 +126,9 @@ def register(
     def decorator(build: Builder) -> Builder:
         if name in METHODS:
             raise ValueError(f"A method named {name!r} is already registered.")
-        METHODS[name] = MethodSpec(name, label, description, build, sanity)
+        METHODS[name] = MethodSpec(
+            name, label, description, build, sanity, needs_layer, needs_pool
+        )
         return build
 
     return decorator

@@ -24,6 +24,7 @@ __all__ = [
     "QUICK_SETTINGS",
     "BenchmarkSettings",
     "check_device",
+    "check_method_settings",
     "check_settings",
     "parse_fill",
     "resolve_methods",
@@ -268,11 +269,10 @@ def _check_methods(methods: tuple[str, ...]) -> None:
         raise ValueError(f"`methods` are listed more than once: {', '.join(methods)}.")
 
 
-def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
-    """Validates settings before any work (the one place they are checked).
-
-    Returns:
-        ``settings`` unchanged.
+def check_method_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
+    """Validates the settings that apply to any model and data set (methods, method
+    knobs, evaluation, seed, device): :func:`check_settings` without the limits of the
+    bundled digits.
 
     Raises:
         ValueError: A setting out of range, naming it.
@@ -283,15 +283,6 @@ def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
         _check_int(getattr(settings, name), name)
     for name in ("masking_batch", "curve_batch", "explain_batch"):
         _check_int(getattr(settings, name), name, optional=True)
-    if settings.images > 1000:
-        raise ValueError(
-            f"`images` must be at most 1000 (the held-out set), got {settings.images}."
-        )
-    if settings.pool_size > 3000:
-        raise ValueError(
-            f"`pool_size` must be at most 3000 (of the 4000 training digits; 1000 are kept "
-            f"for the 'dataset' evaluation fill), got {settings.pool_size}."
-        )
     if not isinstance(settings.seed, int) or isinstance(settings.seed, bool):
         raise TypeError(f"`seed` must be an int, got {settings.seed!r}.")
     if not 0 <= settings.seed < SEED_SPACE - 16:
@@ -307,4 +298,27 @@ def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
     except ValueError as error:
         raise ValueError(f"`fill`: {error}") from None
     check_device(settings.device)
+    return settings
+
+
+def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
+    """Validates benchmark settings before any work (the one place they are checked).
+
+    Returns:
+        ``settings`` unchanged.
+
+    Raises:
+        ValueError: A setting out of range, naming it.
+        TypeError: A setting of the wrong type, naming it.
+    """
+    check_method_settings(settings)
+    if settings.images > 1000:
+        raise ValueError(
+            f"`images` must be at most 1000 (the held-out set), got {settings.images}."
+        )
+    if settings.pool_size > 3000:
+        raise ValueError(
+            f"`pool_size` must be at most 3000 (of the 4000 training digits; 1000 are kept "
+            f"for the 'dataset' evaluation fill), got {settings.pool_size}."
+        )
     return settings
