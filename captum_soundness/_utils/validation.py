@@ -17,7 +17,6 @@ from torch import Tensor
 
 __all__ = [
     "check_choice",
-    "check_finite_tensor",
     "check_inputs",
     "check_label_list",
     "check_label_range",
@@ -59,13 +58,6 @@ def check_inputs(inputs: Any, name: str = "inputs", *, min_dim: int = 3) -> Tens
     if inputs.numel() == 0:
         raise ValueError(f"`{name}` has a zero-sized dimension: shape {tuple(inputs.shape)}.")
     return inputs
-
-
-def check_finite_tensor(tensor: Tensor, name: str) -> Tensor:
-    """Raises a :class:`ValueError` if ``tensor`` holds NaN or infinite values."""
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"`{name}` contains NaN or infinite values.")
-    return tensor
 
 
 def check_targets(

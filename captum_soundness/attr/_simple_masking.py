@@ -13,7 +13,8 @@ from captum.attr import Attribution
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_soundness._utils.fill_samples import sample_fill
+from captum_soundness._utils.fill_samples import check_fill_samples, sample_fill
+from captum_soundness._utils.finite import bad_examples, check_finite, format_examples
 from captum_soundness._utils.forward import (
     check_forward_args,
     check_output,
@@ -26,7 +27,6 @@ from captum_soundness._utils.model_state import preserved_model, warn_if_trainin
 from captum_soundness._utils.rng import SeedType, draw_seeds, make_generator
 from captum_soundness._utils.validation import (
     check_choice,
-    check_finite_tensor,
     check_inputs,
     check_max_examples_per_batch,
     check_nonnegative_float,
@@ -230,10 +230,8 @@ class SimpleMasking(Attribution):
         warn_if_training(self.forward_func, "SimpleMasking")
 
         x = inputs.detach()
-        rng_devices = [x.device] if x.device.type not in ("cpu", "meta") else []
         with (
-            torch.random.fork_rng(devices=rng_devices, device_type=x.device.type),
-            preserved_model(self.forward_func),
+            preserved_model(self.forward_func, devices=[x.device]),
             torch.enable_grad(),  # also inside a caller's torch.no_grad() block
         ):
             targets = self._targets(x, target, args, max_examples_per_batch)
@@ -328,7 +326,7 @@ class SimpleMasking(Attribution):
             generators = [torch.Generator(device=x.device).manual_seed(s) for s in seeds]
         else:
             with torch.no_grad():
-                g0 = sample_fill(cfg.fill, x, 1)[0]  # (c, C, *spatial)
+                g0 = sample_fill(cfg.fill, x, 1, examples=examples)[0]  # (c, C, *spatial)
                 diff0 = x - g0
         log_b = math.log(b)
 
@@ -339,7 +337,7 @@ class SimpleMasking(Attribution):
                 masked = torch.addcmul(g0, mask_in, diff0)
             else:
                 with torch.no_grad():
-                    g = _draw(cfg.fill, x, b, generators)  # (b, c, C, *spatial)
+                    g = _draw(cfg.fill, x, b, generators)  # (b, c, C, *spatial), unchecked
                     diff = x.unsqueeze(0) - g
                 masked = torch.addcmul(g, mask_in, diff).flatten(0, 1)
             out = run_forward(self.forward_func, masked, rep_args)
@@ -357,6 +355,10 @@ class SimpleMasking(Attribution):
                 per_example = per_example + cfg.l1 * mask.flatten(1).sum(dim=1)
             if cfg.tv > 0:
                 per_example = per_example + cfg.tv * _total_variation(mask)
+            if not bool(torch.isfinite(per_example.detach()).all()):  # one check per step
+                _raise_not_finite(
+                    step, per_example, out, None if generators is None else g, examples
+                )
             loss = per_example.sum() * cfg.scale
             (grad,) = torch.autograd.grad(loss, logits)
             optimizer.step(grad)
@@ -387,7 +389,7 @@ def _check_masking_inputs(inputs: Any) -> Tensor:
     """Checks ``inputs``: a finite floating tensor ``(N, C, *spatial)``, 1 to 3 spatial dims."""
     inputs = check_inputs(inputs, "inputs")
     check_spatial_dims(inputs)
-    check_finite_tensor(inputs, "inputs")
+    check_finite(inputs, "`inputs`")
     return inputs
 
 
@@ -462,5 +464,21 @@ def _draw(fill: Fill, x: Tensor, n_samples: int, generators: list[torch.Generato
     One random stream per example makes the draws independent of how the examples are
     chunked, so chunked and unchunked runs see the same fills.
     """
-    parts = [sample_fill(fill, x[i : i + 1], n_samples, gen) for i, gen in enumerate(generators)]
+    parts = [
+        sample_fill(fill, x[i : i + 1], n_samples, gen, check=False)
+        for i, gen in enumerate(generators)
+    ]
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def _raise_not_finite(
+    step: int, per_example: Tensor, out: Tensor, fill: Tensor | None, examples: Tensor
+) -> None:
+    """Names the cause of a non-finite loss: the fill samples, the model's outputs ``(b,
+    c, L)`` on the masked inputs, or else the loss itself."""
+    if fill is not None:
+        check_fill_samples(fill, examples)
+    when = f"on the masked inputs at step {step + 1}"
+    check_finite(out.transpose(0, 1), f"the outputs of `forward_func` {when}", examples)
+    where = format_examples(bad_examples(~torch.isfinite(per_example.detach()), examples))
+    raise ValueError(f"SimpleMasking: the loss is NaN or infinite {when} (examples {where}).")

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.rng import SeedType, make_generator
 from captum_soundness._utils.validation import (
     check_choice,
-    check_finite_tensor,
     check_inputs,
     check_max_examples_per_batch,
     check_positive_int,
@@ -85,5 +85,5 @@ def check_curve_config(
 def check_model_inputs(inputs: Any, name: str = "inputs") -> Tensor:
     """Checks a batched ``(N, C, *spatial)`` input tensor (finite values) and detaches it."""
     inputs = check_inputs(inputs, name)
-    check_finite_tensor(inputs, name)
+    check_finite(inputs, f"`{name}`")
     return inputs.detach()
