@@ -65,4 +65,4 @@ def sample_fill(
 def check_fill_samples(samples: Tensor, examples: Tensor | Sequence[int] | None = None) -> None:
     """Raises a ``ValueError`` naming the examples whose fill samples ``(S, N, ...)`` are
     not finite (``examples``: the example index of each of the ``N`` rows)."""
-    check_finite(samples.transpose(0, 1), "the samples of `fill`", examples)
+    check_finite(samples.transpose(0, 1), "The samples of `fill`", examples)

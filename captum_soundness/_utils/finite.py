@@ -18,7 +18,15 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["bad_examples", "check_finite", "check_probabilities", "format_examples"]
+__all__ = [
+    "bad_examples",
+    "check_finite",
+    "check_probabilities",
+    "check_scores",
+    "format_examples",
+    "not_finite_error",
+    "not_probabilities_error",
+]
 
 #: How many example indices an error message lists before it abbreviates.
 _SHOWN = 8
@@ -70,15 +78,28 @@ def check_finite(
         >>> check_finite(torch.tensor([[1.0], [float("nan")]]), "`inputs`")
         Traceback (most recent call last):
         ...
-        ValueError: NaN or infinite values in `inputs` (examples [1]).
+        ValueError: `inputs`: NaN or infinite values (examples [1]).
     """
     if not (tensor.is_floating_point() or tensor.is_complex()):
         return tensor
     finite = torch.isfinite(tensor)
     if bool(finite.all()):
         return tensor
-    where = format_examples(bad_examples(~finite, examples))
-    raise ValueError(f"NaN or infinite values in {what} (examples {where}).")
+    raise not_finite_error(what, bad_examples(~finite, examples))
+
+
+def not_finite_error(what: str, examples: Sequence[int]) -> ValueError:
+    """The error of :func:`check_finite` (for checks that flag rows themselves)."""
+    return ValueError(f"{what}: NaN or infinite values (examples {format_examples(examples)}).")
+
+
+def not_probabilities_error(what: str, examples: Sequence[int], detail: str = "") -> ValueError:
+    """The error of :func:`check_probabilities` (``detail``: e.g. the range found)."""
+    return ValueError(
+        f"{what}: values outside [0, 1] (examples {format_examples(examples)}{detail}), "
+        "but apply_softmax=False declares them to be probabilities. Pass "
+        "apply_softmax=True for logits or other unnormalised scores."
+    )
 
 
 def check_probabilities(
@@ -102,10 +123,19 @@ def check_probabilities(
     outside = (probs < 0) | (probs > 1)
     if not bool(outside.any()):
         return probs
-    where = format_examples(bad_examples(outside, examples))
-    lo, hi = float(probs.min()), float(probs.max())
-    raise ValueError(
-        f"Values outside [0, 1] in {what} (examples {where}; from {lo:.4g} to {hi:.4g}), "
-        "which apply_softmax=False declares to be probabilities. Pass "
-        "apply_softmax=True for logits or other unnormalised scores."
-    )
+    detail = f"; from {float(probs.min()):.4g} to {float(probs.max()):.4g}"
+    raise not_probabilities_error(what, bad_examples(outside, examples), detail)
+
+
+def check_scores(
+    output: Tensor,
+    what: str,
+    examples: Tensor | Sequence[int] | None = None,
+    *,
+    apply_softmax: bool,
+) -> Tensor:
+    """Checks model outputs: finite, and with ``apply_softmax=False`` (outputs declared
+    to be probabilities) in ``[0, 1]``; returns them."""
+    if apply_softmax:
+        return check_finite(output, what, examples)
+    return check_probabilities(output, what, examples)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_soundness._utils.finite import check_finite
 from captum_soundness.masking import reduce_channels
 
 __all__ = ["saliency_maps", "to_maps", "unwrap_single"]
@@ -25,7 +26,11 @@ def unwrap_single(attributions: Any, what: str) -> Any:
 
 
 def saliency_maps(
-    attributions: Any, inputs: Tensor, reduce: str = "sum", what: str = "`attributions`"
+    attributions: Any,
+    inputs: Tensor,
+    reduce: str = "sum",
+    what: str = "`attributions`",
+    examples: Tensor | None = None,
 ) -> Tensor:
     """Validates attributions against ``inputs`` and reduces them to maps ``(N, *spatial)``.
 
@@ -43,6 +48,8 @@ def saliency_maps(
         inputs: The checked inputs.
         reduce: ``"sum"``, ``"abs"`` or ``"max"``.
         what: How error messages name the attributions.
+        examples: The example index of each row, named by the error for non-finite
+            attributions (the rows themselves when ``None``).
 
     Returns:
         Maps of shape ``(N, *spatial)`` on the inputs' device (floating point).
@@ -75,12 +82,15 @@ def saliency_maps(
             f"{what} has {shape[1]} channels but the inputs have {channels} "
             f"(shape {shape}; {expected})."
         )
-    attr = _finite_floating(attributions, what).to(inputs.device)
+    attr = _finite_floating(attributions, what, examples).to(inputs.device)
     return reduce_channels(attr if with_channels else attr.unsqueeze(1), reduce)
 
 
-def to_maps(attributions: Any, inputs: Tensor, reduce: str, what: str) -> Tensor:
-    """Attributions -> maps ``(N, *map_spatial)``: channel-reduced when input-shaped."""
+def to_maps(
+    attributions: Any, inputs: Tensor, reduce: str, what: str, examples: Tensor | None = None
+) -> Tensor:
+    """Attributions -> maps ``(N, *map_spatial)``: channel-reduced when input-shaped
+    (``examples`` as in :func:`saliency_maps`)."""
     attributions = _as_tensor(attributions, what)
     n = inputs.shape[0]
     if attributions.dim() < 2 or attributions.shape[0] != n:
@@ -88,7 +98,7 @@ def to_maps(attributions: Any, inputs: Tensor, reduce: str, what: str) -> Tensor
             f"{what} must have shape (N, ...) with N = {n} examples, got "
             f"{tuple(attributions.shape)}."
         )
-    attr = _finite_floating(attributions, what)
+    attr = _finite_floating(attributions, what, examples)
     if attr.dim() == inputs.dim() and attr.shape[1] == inputs.shape[1]:
         return reduce_channels(attr, reduce)  # input-shaped: reduced over channels
     if attr.dim() == inputs.dim() and attr.shape[1] == 1:
@@ -104,9 +114,7 @@ def _as_tensor(attributions: Any, what: str) -> Tensor:
     return attributions
 
 
-def _finite_floating(attributions: Tensor, what: str) -> Tensor:
+def _finite_floating(attributions: Tensor, what: str, examples: Tensor | None) -> Tensor:
     """Detached attributions, checked finite; integer tensors become float64."""
-    if not bool(torch.isfinite(attributions).all()):
-        raise ValueError(f"{what}: NaN or infinite values found.")
-    attr = attributions.detach()
+    attr = check_finite(attributions.detach(), what, examples)
     return attr if attr.is_floating_point() else attr.double()

@@ -479,6 +479,6 @@ def _raise_not_finite(
     if fill is not None:
         check_fill_samples(fill, examples)
     when = f"on the masked inputs at step {step + 1}"
-    check_finite(out.transpose(0, 1), f"the outputs of `forward_func` {when}", examples)
+    check_finite(out.transpose(0, 1), f"The outputs of `forward_func` {when}", examples)
     where = format_examples(bad_examples(~torch.isfinite(per_example.detach()), examples))
     raise ValueError(f"SimpleMasking: the loss is NaN or infinite {when} (examples {where}).")

@@ -30,6 +30,7 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
+from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.forward import check_forward_args, run_forward, target_scores
 from captum_soundness._utils.maps import unwrap_single
 from captum_soundness._utils.model_state import preserved_model
@@ -161,10 +162,12 @@ def ig_completeness_error(
             f"attributions of every input element), got {tuple(attributions.shape)}."
         )
     n = inputs.shape[0]
-    base = _baselines(baselines, inputs)
+    check_finite(inputs, "`inputs`")
+    check_finite(attributions, "`attributions`")
+    base = check_finite(_baselines(baselines, inputs), "`baselines`")
     targets = check_targets(target, n, device=inputs.device, allow_none=True)
     args = check_forward_args(additional_forward_args, n)
-    with preserved_model(forward_func), torch.no_grad():
+    with preserved_model(forward_func, devices=[inputs.device]), torch.no_grad():
         both = torch.cat([inputs.detach(), base.detach()], dim=0)
         both_args = None
         if args is not None:
@@ -174,6 +177,8 @@ def ig_completeness_error(
             )
         both_targets = None if targets is None else torch.cat([targets, targets])
         scores = _scores(forward_func, both, both_targets, both_args)
+    rows = torch.arange(n, device=scores.device).repeat(2)
+    check_finite(scores, "The outputs of `forward_func` on the inputs and baselines", rows)
     dtype = torch.promote_types(scores.dtype, attributions.dtype)
     diff = (scores[:n] - scores[n:]).to(dtype)
     total = attributions.detach().to(dtype).reshape(n, -1).sum(dim=1).to(diff.device)
@@ -282,23 +287,21 @@ def ig_steps_for_tolerance(
     steps = [check_positive_int(s, "steps") for s in steps]
     if "n_steps" in attribute_kwargs:
         raise TypeError("Give the step counts through `steps`, not `n_steps`.")
-    for n_steps in steps:
-        attr = integrated_gradients.attribute(
-            inputs,
-            baselines=baselines,
-            target=target,
-            additional_forward_args=additional_forward_args,
-            n_steps=n_steps,
-            **attribute_kwargs,
-        )
-        err = ig_completeness_error(
-            integrated_gradients.forward_func,
-            inputs,
-            attr,
-            baselines,
-            target,
-            additional_forward_args,
-        )
-        if bool((err <= tolerance).all()):
-            break
+    forward_func = integrated_gradients.forward_func
+    devices = [inputs.device] if isinstance(inputs, Tensor) else []
+    with preserved_model(forward_func, freeze_parameters=False, devices=devices):
+        for n_steps in steps:
+            attr = integrated_gradients.attribute(
+                inputs,
+                baselines=baselines,
+                target=target,
+                additional_forward_args=additional_forward_args,
+                n_steps=n_steps,
+                **attribute_kwargs,
+            )
+            err = ig_completeness_error(
+                forward_func, inputs, attr, baselines, target, additional_forward_args
+            )
+            if bool((err <= tolerance).all()):
+                break
     return n_steps, attr, err

@@ -122,8 +122,23 @@ def insertion_curve(
         >>> insertion_curve(model, x, attr, target=[0, 2], fractions=4).shape
         torch.Size([2, 4])
     """
-    # locals() holds exactly the parameters above, passed on by name.
-    return run_curves("insertion", **locals(), caller="insertion_curve")[0]
+    curve, _ = run_curves(
+        "insertion",
+        forward_func,
+        inputs,
+        attributions,
+        target,
+        additional_forward_args,
+        caller="insertion_curve",
+        fill=fill,
+        fractions=fractions,
+        n_fill_samples=n_fill_samples,
+        apply_softmax=apply_softmax,
+        reduce=reduce,
+        max_examples_per_batch=max_examples_per_batch,
+        seed=seed,
+    )
+    return curve
 
 
 def deletion_curve(
@@ -180,5 +195,20 @@ def deletion_curve(
         >>> bool(torch.allclose(curve[0, -1], curve[1, -1]))  # both fully filled
         True
     """
-    # locals() holds exactly the parameters above, passed on by name.
-    return run_curves("deletion", **locals(), caller="deletion_curve")[0]
+    curve, _ = run_curves(
+        "deletion",
+        forward_func,
+        inputs,
+        attributions,
+        target,
+        additional_forward_args,
+        caller="deletion_curve",
+        fill=fill,
+        fractions=fractions,
+        n_fill_samples=n_fill_samples,
+        apply_softmax=apply_softmax,
+        reduce=reduce,
+        max_examples_per_batch=max_examples_per_batch,
+        seed=seed,
+    )
+    return curve

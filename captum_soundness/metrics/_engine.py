@@ -22,6 +22,12 @@ from captum._utils.typing import TargetType
 from torch import Tensor
 
 from captum_soundness._utils.fill_samples import sample_fill
+from captum_soundness._utils.finite import (
+    bad_examples,
+    check_scores,
+    not_finite_error,
+    not_probabilities_error,
+)
 from captum_soundness._utils.forward import (
     check_forward_args,
     check_output,
@@ -30,7 +36,7 @@ from captum_soundness._utils.forward import (
     run_forward,
 )
 from captum_soundness._utils.maps import saliency_maps
-from captum_soundness._utils.model_state import warn_if_training
+from captum_soundness._utils.model_state import preserved_model, warn_if_training
 from captum_soundness._utils.rng import draw_seeds
 from captum_soundness._utils.validation import check_choice, check_label_range, check_targets
 from captum_soundness.fills import Fill
@@ -84,7 +90,9 @@ def class_outputs(
             out = run_forward(
                 forward_func, inputs[chunk], expand_additional_forward_args(args, index)
             )
-            parts.append(check_output(out, chunk.stop - chunk.start, softmax=apply_softmax))
+            check_output(out, chunk.stop - chunk.start, softmax=apply_softmax)
+            what = "The outputs of `forward_func`"
+            parts.append(check_scores(out, what, index, apply_softmax=apply_softmax))
     out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
     return out.to(inputs.device)
 
@@ -199,7 +207,7 @@ class _RandomFills:
             else:
                 gen = torch.Generator(device=self.inputs.device).manual_seed(self.seeds[i])
                 x = self.inputs[i : i + 1]
-                cache[i] = sample_fill(self.fill, x, self.n_samples, gen)[:, 0]
+                cache[i] = sample_fill(self.fill, x, self.n_samples, gen, examples=[i])[:, 0]
         self.cache = cache
         stacked = torch.stack([cache[i] for i in keys])  # (U, S, C, *spatial)
         local = torch.searchsorted(unique, image)
@@ -207,6 +215,32 @@ class _RandomFills:
 
 
 # ---- the batched engine ----------------------------------------------------------------
+
+
+class _BadRows:
+    """Flags the masked-input rows whose model outputs are not finite (or, under
+    ``apply_softmax=False``, not in ``[0, 1]``) chunk by chunk without synchronising;
+    :meth:`check` raises once, at the end, naming the examples."""
+
+    def __init__(self, total: int, apply_softmax: bool, device: torch.device):
+        self.apply_softmax = apply_softmax
+        self.not_finite = torch.zeros(total, dtype=torch.bool, device=device)
+        self.outside = None if apply_softmax else torch.zeros_like(self.not_finite)
+
+    def record(self, chunk: slice, out: Tensor) -> None:
+        self.not_finite[chunk] = ~torch.isfinite(out).all(dim=1).to(self.not_finite.device)
+        if self.outside is not None:
+            outside = ((out < 0) | (out > 1)).any(dim=1)
+            self.outside[chunk] = outside.to(self.outside.device)
+
+    def check(self, row_image: Tensor) -> None:
+        flags = self.not_finite if self.outside is None else self.not_finite | self.outside
+        if not bool(flags.any()):
+            return
+        what = "The outputs of `forward_func` on the masked inputs"
+        if bool(self.not_finite.any()):
+            raise not_finite_error(what, bad_examples(self.not_finite, row_image))
+        raise not_probabilities_error(what, bad_examples(flags, row_image))
 
 
 def batched_curves(
@@ -255,6 +289,7 @@ def batched_curves(
         fills = _RandomFills(config.fill, inputs, n_samp, config.generator)
 
     result: Tensor | None = None
+    bad = _BadRows(total, config.apply_softmax, device)
     with torch.no_grad():
         for chunk in chunk_slices(total, config.max_examples_per_batch):
             flat = torch.arange(chunk.start, chunk.stop, device=device)
@@ -266,6 +301,7 @@ def batched_curves(
             masked = torch.where(keep, inputs.index_select(0, image), fills.gather(image, sample))
             out = run_forward(forward_func, masked, expand_additional_forward_args(args, image))
             out = check_output(out, masked.shape[0], softmax=config.apply_softmax)
+            bad.record(chunk, out)
             if result is None:
                 check_label_range(target, out.shape[1])
             probs = to_probabilities(out, config.apply_softmax)
@@ -274,6 +310,7 @@ def batched_curves(
                 result = torch.empty(total, dtype=picked.dtype, device=picked.device)
             result[chunk] = picked
     assert result is not None
+    bad.check(image_index[torch.arange(total, device=device) // (n_frac * n_samp)])
     return result.view(n_jobs, n_frac, n_samp).mean(dim=2).to(device)
 
 
@@ -339,12 +376,13 @@ def run_curves(
     maps = saliency_maps(attributions, inputs, config.reduce)
     check_targets(target, n, allow_none=True)  # kind and length, before any forward pass
     warn_if_training(forward_func, caller)
-    targets, clean = _curve_targets(forward_func, inputs, args, target, config, return_clean)
-
-    index = torch.arange(n, device=inputs.device)
-    deletion = torch.full((n,), kind == "deletion", dtype=torch.bool, device=inputs.device)
-    jobs = CurveJobs(map_index=index, image_index=index, target=targets, deletion=deletion)
-    curve = batched_curves(forward_func, inputs, args, rank_positions(maps), jobs, config)
+    ranks = rank_positions(maps)
+    with preserved_model(forward_func, freeze_parameters=False, devices=[inputs.device]):
+        targets, clean = _curve_targets(forward_func, inputs, args, target, config, return_clean)
+        index = torch.arange(n, device=inputs.device)
+        deletion = torch.full((n,), kind == "deletion", dtype=torch.bool, device=inputs.device)
+        jobs = CurveJobs(map_index=index, image_index=index, target=targets, deletion=deletion)
+        curve = batched_curves(forward_func, inputs, args, ranks, jobs, config)
     if not return_clean:
         return curve, None
     assert clean is not None

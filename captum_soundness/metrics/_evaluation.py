@@ -29,7 +29,7 @@ from captum_soundness._utils.forward import (
     expand_additional_forward_args,
 )
 from captum_soundness._utils.maps import saliency_maps
-from captum_soundness._utils.model_state import warn_if_training
+from captum_soundness._utils.model_state import preserved_model, warn_if_training
 from captum_soundness._utils.rng import SeedType
 from captum_soundness._utils.validation import check_choice, check_labels, check_positive_int
 from captum_soundness.fills import FillLike
@@ -183,14 +183,15 @@ def evaluate_all_labels(
     args = check_forward_args(additional_forward_args, inputs.shape[0])
     warn_if_training(forward_func, "evaluate_all_labels")
 
-    model, label_ids, probs = _clean_probabilities(forward_func, inputs, args, labels, config)
-    rows = _PairRows(inputs.shape[0], label_ids, inputs.device)
-    maps = _explain(
-        explain_func, inputs, args, rows.image, rows.target, config.reduce, explain_batch_size
-    )
-    predicted = torch.sort(probs, dim=1, descending=True, stable=True).indices[:, :2]
-    jobs = rows.jobs(predicted[:, 0], deletion)
-    curves = batched_curves(model, inputs, args, rank_positions(maps), jobs, config).cpu()
+    with preserved_model(forward_func, freeze_parameters=False, devices=[inputs.device]):
+        model, label_ids, probs = _clean_probabilities(forward_func, inputs, args, labels, config)
+        rows = _PairRows(inputs.shape[0], label_ids, inputs.device)
+        maps = _explain(
+            explain_func, inputs, args, rows.image, rows.target, config.reduce, explain_batch_size
+        )
+        predicted = torch.sort(probs, dim=1, descending=True, stable=True).indices[:, :2]
+        jobs = rows.jobs(predicted[:, 0], deletion)
+        curves = batched_curves(model, inputs, args, rank_positions(maps), jobs, config).cpu()
     settings = config.as_dict()
     settings.update(
         epsilon=epsilon,
@@ -344,5 +345,5 @@ def _explain(
             f"The attributions returned by `explain_func` (for a batch of {x.shape[0]} "
             "(image, label) pairs)"
         )
-        maps.append(saliency_maps(attributions, x, reduce, what=what))
+        maps.append(saliency_maps(attributions, x, reduce, what, examples=image))
     return maps[0] if len(maps) == 1 else torch.cat(maps, dim=0)

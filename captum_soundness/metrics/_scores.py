@@ -14,6 +14,7 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
+from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.rng import SeedType
 from captum_soundness._utils.validation import (
     check_nonnegative_float,
@@ -74,6 +75,7 @@ def completeness_from_scores(
         tensor([0.5000, 0.2000, 1.0000])
     """
     epsilon, alpha, _ = check_metric_constants(epsilon=epsilon, alpha=alpha)
+    _check_scores(insertion_score, prob)
     denominator = prob.clamp(max=alpha)
     ratio = insertion_score.clamp(min=epsilon) / denominator
     ratio = torch.where(denominator > 0, ratio, torch.ones_like(ratio))
@@ -101,15 +103,52 @@ def soundness_from_scores(insertion_score: Tensor, prob: Tensor, beta: float = 0
         tensor([0.2000, 1.0000, 1.0000])
     """
     _, _, beta = check_metric_constants(beta=beta)
+    _check_scores(insertion_score, prob)
     numerator = prob.clamp(min=beta)
     ratio = numerator / insertion_score
     ratio = torch.where(insertion_score > 0, ratio, torch.ones_like(ratio))
     return ratio.clamp(max=1.0)
 
 
-def _insertion_scores(caller: str, params: dict[str, Any]) -> tuple[Tensor, Tensor]:
-    """``(N,)`` insertion scores and clean target probabilities for the curve ``params``."""
-    curve, prob = run_curves("insertion", **params, return_clean=True, caller=caller)
+def _check_scores(insertion_score: Tensor, prob: Tensor) -> None:
+    """Both arguments of the formulas: tensors of finite values in ``[0, 1]``.
+
+    A NaN must never become a score (``NaN > 0`` is false: the formulas' special case
+    would turn it into 1).
+    """
+    for name, value in (("insertion_score", insertion_score), ("prob", prob)):
+        if not isinstance(value, Tensor):
+            raise TypeError(f"`{name}` must be a torch.Tensor, got {type(value).__name__}.")
+        check_finite(value, f"`{name}`")
+        if bool(((value < 0) | (value > 1)).any()):
+            raise ValueError(
+                f"`{name}` must lie in [0, 1] (a probability or a mean of probabilities), "
+                f"got values from {float(value.min()):.4g} to {float(value.max()):.4g}."
+            )
+
+
+def _insertion_scores(
+    caller: str,
+    forward_func: Callable[..., Any],
+    inputs: Tensor,
+    attributions: Tensor,
+    target: TargetType,
+    additional_forward_args: Any,
+    settings: dict[str, Any],
+) -> tuple[Tensor, Tensor]:
+    """``(N,)`` insertion scores and clean target probabilities (``settings``: the curve
+    keyword arguments of :func:`~captum_soundness.metrics.insertion_curve`)."""
+    curve, prob = run_curves(
+        "insertion",
+        forward_func,
+        inputs,
+        attributions,
+        target,
+        additional_forward_args,
+        return_clean=True,
+        caller=caller,
+        **settings,
+    )
     assert prob is not None
     return curve.mean(dim=1), prob
 
@@ -177,10 +216,25 @@ def completeness(
         >>> scores.shape, bool(((scores >= 0) & (scores <= 1)).all())
         (torch.Size([4]), True)
     """
-    params = locals()  # the parameters above, by name
-    epsilon, alpha = params.pop("epsilon"), params.pop("alpha")
     epsilon, alpha, _ = check_metric_constants(epsilon=epsilon, alpha=alpha)
-    score, prob = _insertion_scores("completeness", params)
+    settings = {
+        "fill": fill,
+        "fractions": fractions,
+        "n_fill_samples": n_fill_samples,
+        "apply_softmax": apply_softmax,
+        "reduce": reduce,
+        "max_examples_per_batch": max_examples_per_batch,
+        "seed": seed,
+    }
+    score, prob = _insertion_scores(
+        "completeness",
+        forward_func,
+        inputs,
+        attributions,
+        target,
+        additional_forward_args,
+        settings,
+    )
     return completeness_from_scores(score, prob, epsilon, alpha)
 
 
@@ -233,7 +287,17 @@ def soundness(
         >>> soundness(model, torch.randn(2, 1, 4, 4), torch.randn(2, 4, 4), target=2).shape
         torch.Size([2])
     """
-    params = locals()  # the parameters above, by name
-    _, _, beta = check_metric_constants(beta=params.pop("beta"))
-    score, prob = _insertion_scores("soundness", params)
+    _, _, beta = check_metric_constants(beta=beta)
+    settings = {
+        "fill": fill,
+        "fractions": fractions,
+        "n_fill_samples": n_fill_samples,
+        "apply_softmax": apply_softmax,
+        "reduce": reduce,
+        "max_examples_per_batch": max_examples_per_batch,
+        "seed": seed,
+    }
+    score, prob = _insertion_scores(
+        "soundness", forward_func, inputs, attributions, target, additional_forward_args, settings
+    )
     return soundness_from_scores(score, prob, beta)
