@@ -153,7 +153,7 @@ def _two_label_report(curve: Tensor, prob: Tensor, setup: _Setup) -> SoundnessRe
         return t.view(2, n, *t.shape[1:]).transpose(0, 1).contiguous().cpu()
 
     return SoundnessReport(
-        labels=[0, 1],
+        labels=[0, 1],  # column positions: the label ids differ per image
         fractions=fraction_grid(setup.curve_kwargs["fractions"]),
         probs=pairs(prob),
         insertion=pairs(curve),
@@ -171,8 +171,11 @@ class _PredictionEvaluator:
         inputs = setup.inputs
         out = predicted_scores(setup.forward_func, inputs)
         label_ids = check_labels(setup.labels, out.shape[1], "labels")
-        restricted = setup.labels is not None
-        self.model = restrict_labels(setup.forward_func, label_ids) if restricted else None
+        self.model = (
+            setup.forward_func
+            if setup.labels is None
+            else restrict_labels(setup.forward_func, label_ids)
+        )
         order = torch.sort(out[:, label_ids], dim=1, descending=True, stable=True).indices
         self.positions = torch.cat([order[:, 0], order[:, 1]]).to(inputs.device)
         ids = torch.tensor(label_ids, dtype=torch.long, device=inputs.device)
@@ -187,7 +190,7 @@ class _PredictionEvaluator:
         maps = to_maps(recorder(self.x2, self.ids), self.x2, setup.reduce, setup.what(method))
         curve, prob = run_curves(
             "insertion",
-            setup.forward_func if self.model is None else self.model,
+            self.model,
             self.x2,
             maps,
             self.positions,
