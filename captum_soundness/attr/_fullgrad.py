@@ -11,6 +11,7 @@ from captum._utils.typing import TargetType
 from captum.attr._utils.attribution import GradientAttribution
 from torch import Tensor, nn
 
+from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.forward import check_forward_args, run_forward, target_scores
 from captum_soundness._utils.model_state import find_module, preserved_model, warn_if_training
 from captum_soundness._utils.validation import check_choice, check_inputs, check_targets
@@ -187,7 +188,7 @@ class FullGrad(GradientAttribution):
     def _decompose(
         self, inputs: Tensor, target: TargetType, additional_forward_args: Any
     ) -> tuple[FullGradDecomposition, dict[str, nn.Module]]:
-        inputs = check_inputs(inputs, min_dim=2)
+        inputs = check_finite(check_inputs(inputs, min_dim=2), "`inputs`")
         args = check_forward_args(additional_forward_args, inputs.shape[0])
         warn_if_training(self.forward_func, "FullGrad")
         n = inputs.shape[0]
@@ -209,7 +210,7 @@ class FullGrad(GradientAttribution):
             return hook
 
         targets = check_targets(target, n, device=inputs.device, allow_none=True)
-        with preserved_model(self.forward_func):
+        with preserved_model(self.forward_func, devices=[inputs.device]):
             handles = []
             try:
                 for name, module in layers:
@@ -217,13 +218,14 @@ class FullGrad(GradientAttribution):
                 x = inputs.detach().clone().requires_grad_(True)
                 with torch.enable_grad():
                     out = run_forward(self.forward_func, x, args)
+                    check_finite(out.detach(), "The outputs of `forward_func`")
                     score, _ = target_scores(out, targets, n)
                     wrt = [x] + [t for _, _, t in captured]
                     grads = torch.autograd.grad(score.sum(), wrt, allow_unused=True)
             finally:
                 for h in handles:
                     h.remove()
-        input_term = (grads[0] * x).detach()
+        input_term = check_finite((grads[0] * x).detach(), "FullGrad's input-gradient term")
         bias_terms: dict[str, Tensor] = {}
         modules: dict[str, nn.Module] = {}
         for (name, module, t), g in zip(captured, grads[1:]):
@@ -235,7 +237,8 @@ class FullGrad(GradientAttribution):
                 shape = [1] * (t.dim() - 1) + [-1]
             else:
                 shape = [1, -1] + [1] * (t.dim() - 2)
-            bias_terms[name] = (g * bias.to(g).view(shape)).detach()
+            term = (g * bias.to(g).view(shape)).detach()
+            bias_terms[name] = check_finite(term, f"FullGrad's bias-gradient term of {name!r}")
             modules[name] = module
         parts = FullGradDecomposition(
             output=score.detach().reshape(n), input_term=input_term, bias_terms=bias_terms

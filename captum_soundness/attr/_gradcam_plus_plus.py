@@ -12,6 +12,7 @@ from captum.attr._utils.attribution import GradientAttribution, LayerAttribution
 from torch import Tensor
 from torch.nn import Module
 
+from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.forward import check_forward_args, run_forward, target_scores
 from captum_soundness._utils.model_state import find_module, preserved_model, warn_if_training
 from captum_soundness._utils.validation import check_choice, check_inputs, check_targets
@@ -118,7 +119,7 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
             *Tensor* ``(N, 1, *layer_spatial)``: the maps (one channel, the layer's
             spatial size; layers with output ``(N, K)`` give ``(N, 1)``).
         """
-        inputs = check_inputs(inputs, min_dim=2)
+        inputs = check_finite(check_inputs(inputs, min_dim=2), "`inputs`")
         aggregation = check_choice(aggregation, "aggregation", AGGREGATIONS)
         if not isinstance(relu_attributions, bool):
             raise TypeError(f"`relu_attributions` must be a bool, got {relu_attributions!r}.")
@@ -131,7 +132,10 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
         targets = check_targets(target, n, device=inputs.device, allow_none=True)
         warn_if_training(self.forward_func, "LayerGradCamPlusPlus")
         grads, acts = self._layer_gradients(inputs, targets, args, attribute_to_layer_input)
-        return gradcam_plus_plus_map(grads, acts, aggregation, relu_attributions)
+        maps = gradcam_plus_plus_map(grads, acts, aggregation, relu_attributions)
+        return check_finite(
+            maps, "The GradCAM++ maps (from the layer's activations and gradients)"
+        )
 
     def _layer_gradients(
         self, inputs: Tensor, targets: Tensor | None, args: Any, to_input: bool
@@ -156,7 +160,7 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
             handle = self.layer.register_forward_pre_hook(lambda _m, inp: (keep(inp),))
         else:
             handle = self.layer.register_forward_hook(lambda _m, _inp, out: keep(out))
-        with preserved_model(self.forward_func), torch.enable_grad():
+        with preserved_model(self.forward_func, devices=[inputs.device]), torch.enable_grad():
             try:
                 x = inputs.detach().requires_grad_(True)
                 out = run_forward(self.forward_func, x, args)
@@ -169,6 +173,7 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
                     f"`layer` was called {len(captured)} times in one forward pass; GradCAM++ "
                     "needs a layer that is called once (give each call its own module)."
                 )
+            check_finite(out.detach(), "The outputs of `forward_func`")
             scores, _ = target_scores(out, targets, inputs.shape[0])
             (grads,) = torch.autograd.grad(scores.sum(), captured[0])
         return grads.detach(), captured[0].detach()

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_soundness._utils.model_state import warn_if_training
+from captum_soundness._utils.finite import check_finite
+from captum_soundness._utils.model_state import preserved_model, warn_if_training
 from captum_soundness._utils.validation import check_choice, check_inputs, check_targets
 from captum_soundness.masking import REDUCTIONS
 from captum_soundness.sanity._maps import check_measures_fit, explain_maps, predicted_scores
@@ -65,7 +66,7 @@ def class_sensitivity(
         raise TypeError(f"`explain_func` must be callable, got {type(explain_func).__name__}.")
     if not callable(forward_func):
         raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
-    inputs = check_inputs(inputs, min_dim=2)
+    inputs = check_finite(check_inputs(inputs, min_dim=2), "`inputs`")
     if not isinstance(similarity, str):
         raise TypeError(f"`similarity` must be one measure name (a str), got {similarity!r}.")
     (measure,) = check_similarity(similarity, "similarity")
@@ -76,6 +77,20 @@ def class_sensitivity(
     else:
         check_targets(other, n, name="other")
     warn_if_training(forward_func, "class_sensitivity")
+    with preserved_model(forward_func, freeze_parameters=False, devices=[inputs.device]):
+        return _class_sensitivity(explain_func, forward_func, inputs, other, measure, reduce)
+
+
+def _class_sensitivity(
+    explain_func: Callable[..., Any],
+    forward_func: Callable[..., Any],
+    inputs: Tensor,
+    other: str | int | Sequence[int] | Tensor,
+    measure: str,
+    reduce: str,
+) -> Tensor:
+    """:func:`class_sensitivity` on checked arguments (model and RNG guarded by the caller)."""
+    n = inputs.shape[0]
     out = predicted_scores(forward_func, inputs)
     num_classes = out.shape[1]
     if num_classes < 2:
@@ -94,8 +109,7 @@ def class_sensitivity(
             )
     x2 = torch.cat([inputs, inputs], dim=0)
     t2 = torch.cat([predicted, other_labels]).to(inputs.device)
-    maps = explain_maps(
-        explain_func, x2, t2, reduce, "The attributions returned by `explain_func`"
-    )
+    what = "The attributions returned by `explain_func`"
+    maps = explain_maps(explain_func, x2, t2, reduce, what, torch.arange(n).repeat(2))
     check_measures_fit((measure,), maps, "similarity")
     return map_similarity(maps[:n], maps[n:], measure).double().cpu()

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from captum_soundness._utils.explain import call_explain
+from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.forward import check_output, run_forward
 from captum_soundness._utils.maps import to_maps
 from captum_soundness._utils.model_state import preserved_model
@@ -17,12 +18,19 @@ __all__ = ["check_measures_fit", "explain_maps", "predicted_scores"]
 
 
 def explain_maps(
-    explain_func: Any, inputs: Tensor, target: Tensor, reduce: str, what: str
+    explain_func: Any,
+    inputs: Tensor,
+    target: Tensor,
+    reduce: str,
+    what: str,
+    examples: Tensor | None = None,
 ) -> Tensor:
-    """Calls ``explain_func`` on ``inputs`` and ``target``; returns its maps."""
+    """Calls ``explain_func`` on ``inputs`` and ``target``; returns its (finite) maps
+    (``examples``: the example of each row, for the error messages)."""
     if not callable(explain_func):
         raise TypeError(f"{what} must be callable, got {type(explain_func).__name__}.")
-    return to_maps(call_explain(explain_func, inputs, target), inputs, reduce, what)
+    attributions = call_explain(explain_func, inputs, target)
+    return to_maps(attributions, inputs, reduce, what, examples)
 
 
 def check_measures_fit(measures: Sequence[str], maps: Tensor, name: str) -> None:
@@ -38,6 +46,9 @@ def check_measures_fit(measures: Sequence[str], maps: Tensor, name: str) -> None
 
 def predicted_scores(forward_func: Callable[..., Any], inputs: Tensor) -> Tensor:
     """The ``(N, num_classes)`` scores of ``forward_func`` (model left as found)."""
-    with preserved_model(forward_func, freeze_parameters=False), torch.no_grad():
+    with (
+        preserved_model(forward_func, freeze_parameters=False, devices=[inputs.device]),
+        torch.no_grad(),
+    ):
         out = run_forward(forward_func, inputs)
-    return check_output(out, inputs.shape[0])
+    return check_finite(check_output(out, inputs.shape[0]), "The outputs of `forward_func`")

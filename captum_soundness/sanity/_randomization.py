@@ -11,8 +11,9 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor, nn
 
+from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.forward import check_output, run_forward
-from captum_soundness._utils.model_state import warn_if_training
+from captum_soundness._utils.model_state import preserved_model, warn_if_training
 from captum_soundness._utils.rng import SeedType, draw_seeds, make_generator
 from captum_soundness._utils.validation import check_choice, check_inputs, check_targets
 from captum_soundness.masking import REDUCTIONS
@@ -154,7 +155,7 @@ def _check_arguments(
         )
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-    inputs = check_inputs(inputs, min_dim=2)
+    inputs = check_finite(check_inputs(inputs, min_dim=2), "`inputs`")
     mode = check_choice(mode, "mode", RANDOMIZATION_MODES)
     measures = check_similarity(similarity, "similarity")
     reduce = check_choice(reduce, "reduce", REDUCTIONS)
@@ -174,7 +175,7 @@ def _plan(
 ) -> tuple[Tensor, list[str], dict[str, int]]:
     """Runs the copy once: explained labels, layers from the output backwards, seeds."""
     order, out = _execution_order(work, inputs)
-    check_output(out, inputs.shape[0], "model")
+    check_finite(check_output(out, inputs.shape[0], "model"), "The outputs of `model`")
     if targets is None:
         targets = out.argmax(dim=1)
     elif int(targets.min()) < 0 or int(targets.max()) >= out.shape[1]:
@@ -315,36 +316,38 @@ def model_randomization(
     base = make_generator(seed, "cpu", "seed")
     warn_if_training(model, "model_randomization")
 
-    work = copy.deepcopy(model)
-    targets, names, layer_seeds = _plan(model, work, inputs, targets, names, base, recurse)
-    what = "The attributions of `explain_factory(model)`"
-    original = explain_maps(explain_factory(work), inputs, targets, reduce, what)
-    check_measures_fit(measures, original, "similarity")
+    # The user's model is only copied; the guard keeps the global RNG (dropout in the copy).
+    with preserved_model(model, freeze_parameters=False, devices=[inputs.device]):
+        work = copy.deepcopy(model)
+        targets, names, layer_seeds = _plan(model, work, inputs, targets, names, base, recurse)
+        what = "The attributions of `explain_factory(model)`"
+        original = explain_maps(explain_factory(work), inputs, targets, reduce, what)
+        check_measures_fit(measures, original, "similarity")
 
-    scores: dict[str, dict[str, Tensor]] = {m: {} for m in measures}
-    randomized_maps: dict[str, Tensor] = {}
-    for name in names:
-        maps = _maps_after_randomizing(
-            explain_factory,
-            work,
-            name,
-            layer_seeds[name],
-            inputs,
-            targets,
-            reduce,
-            recurse,
-            restore=mode == "independent",
-        )
-        if maps.shape != original.shape:
-            raise ValueError(
-                f"`explain_factory` returned maps of shape {tuple(maps.shape)} after "
-                f"randomising {name!r} but {tuple(original.shape)} for the original model."
+        scores: dict[str, dict[str, Tensor]] = {m: {} for m in measures}
+        randomized_maps: dict[str, Tensor] = {}
+        for name in names:
+            maps = _maps_after_randomizing(
+                explain_factory,
+                work,
+                name,
+                layer_seeds[name],
+                inputs,
+                targets,
+                reduce,
+                recurse,
+                restore=mode == "independent",
             )
-        for m in measures:
-            scores[m][name] = map_similarity(original, maps, m).double().cpu()
-        if return_maps:
-            randomized_maps[name] = maps.cpu()
-    del work
+            if maps.shape != original.shape:
+                raise ValueError(
+                    f"`explain_factory` returned maps of shape {tuple(maps.shape)} after "
+                    f"randomising {name!r} but {tuple(original.shape)} for the original model."
+                )
+            for m in measures:
+                scores[m][name] = map_similarity(original, maps, m).double().cpu()
+            if return_maps:
+                randomized_maps[name] = maps.cpu()
+        del work
     return ModelRandomizationResult(
         mode=mode,
         layers=names,
