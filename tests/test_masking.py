@@ -40,11 +40,28 @@ def test_rank_positions_is_inverse_of_descending_order():
     assert bool((sorted_vals[:, :-1] >= sorted_vals[:, 1:]).all())
 
 
-def test_rank_positions_ties_in_reading_order():
-    ranks = rank_positions(torch.zeros(2, 3, 3))
-    assert torch.equal(ranks, torch.arange(9).expand(2, 9))
-    ranks = rank_positions(torch.tensor([[1.0, 2.0, 1.0, 2.0]]))
-    assert ranks.tolist() == [[2, 0, 3, 1]]
+def test_rank_positions_breaks_ties_in_a_fixed_pseudo_random_order():
+    # the documented rule: a stable sort of the values laid out in randperm(P, seed 0)
+    tie_order = torch.randperm(9, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(UserWarning, match=r"Constant saliency maps \(rows \[0, 1\]\)"):
+        ranks = rank_positions(torch.zeros(2, 3, 3))
+    expected = torch.empty(9, dtype=torch.long)
+    expected[tie_order] = torch.arange(9)
+    assert torch.equal(ranks, expected.expand(2, 9))
+    assert ranks[0].tolist() != list(range(9))  # not the reading order
+    # partial ties: the tied positions keep the same relative order, values still rule
+    values = torch.tensor([[2.0, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 1.0, 1.0]])
+    ranks = rank_positions(values)[0]
+    assert ranks[4] == 0 and ranks[0] == 1
+    tied = [p for p in tie_order.tolist() if p not in (0, 4)]
+    assert ranks[tied].tolist() == list(range(2, 9))
+
+
+def test_rank_positions_without_ties_is_the_plain_descending_sort():
+    s = torch.randn(6, 5, 7, generator=torch.Generator().manual_seed(3)).reshape(6, -1)
+    order = torch.sort(s, dim=1, descending=True, stable=True).indices
+    expected = torch.empty_like(order).scatter_(1, order, torch.arange(35).expand(6, 35))
+    assert torch.equal(rank_positions(s), expected)
 
 
 def test_rank_positions_half_precision():

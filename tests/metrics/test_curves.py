@@ -75,7 +75,7 @@ def test_attribution_layouts_are_equivalent():
 
 
 def test_reduce_changes_the_ranking():
-    # channel 0 = +m, channel 1 = -m: "sum" is a constant map (reading order), "abs" is m.
+    # channel 0 = +m, channel 1 = -m: "sum" is a constant map (tie order 0, 1, 3, 2), "abs" m.
     m = torch.tensor([[[0.0, 0.0], [0.0, 5.0]]], dtype=torch.float64)
     attr = torch.stack([m, -m], dim=1)  # (1, 2, 2, 2)
     x = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=torch.float64).expand(1, 2, 2, 2)
@@ -83,23 +83,30 @@ def test_reduce_changes_the_ranking():
     def model(t):
         return RowSums()(t[:, :1])
 
-    by_sum = insertion_curve(model, x, attr, 0, fractions=[0.25], reduce="sum")
+    with pytest.warns(UserWarning, match="Constant saliency maps"):
+        by_sum = insertion_curve(model, x, attr, 0, fractions=[0.25], reduce="sum")
     by_abs = insertion_curve(model, x, attr, 0, fractions=[0.25], reduce="abs")
     assert by_sum.item() == pytest.approx(sigmoid(1.0), abs=1e-12)  # keeps pos0
     assert by_abs.item() == pytest.approx(sigmoid(-4.0), abs=1e-12)  # keeps pos3
 
 
-def test_constant_maps_break_ties_in_reading_order():
+def test_constant_maps_follow_the_tie_order_and_warn():
+    # ties enter in randperm(4, seed 0) = (0, 1, 3, 2): the map ranking positions so
+    tie_order = torch.randperm(4, generator=torch.Generator().manual_seed(0))
+    ramp = torch.empty(4, dtype=torch.float64)
+    ramp[tie_order] = torch.arange(4, 0, -1, dtype=torch.float64)
+    ramp = ramp.view(1, 1, 2, 2).expand(2, 1, 2, 2)
     model = RowSums()
-    ramp = torch.arange(4, 0, -1, dtype=torch.float64).view(1, 1, 2, 2).expand(2, 1, 2, 2)
     for value in (0.0, 3.5, -2.0):
         const = torch.full((2, 1, 2, 2), value, dtype=torch.float64)
         for fn in (insertion_curve, deletion_curve):
-            a = fn(model, X, const, TARGET, fractions=4)
+            with pytest.warns(UserWarning, match=r"Constant saliency maps \(rows \[0, 1\]\)"):
+                a = fn(model, X, const, TARGET, fractions=4)
             b = fn(model, X, ramp, TARGET, fractions=4)
             assert torch.equal(a, b)
-            # repeated calls are identical
-            assert torch.equal(a, fn(model, X, const, TARGET, fractions=4))
+            # the rule is fixed: repeated calls and other seeds are identical
+            with pytest.warns(UserWarning, match="Constant saliency maps"):
+                assert torch.equal(a, fn(model, X, const, TARGET, fractions=4, seed=1))
 
 
 def test_deletion_grid_ends_fully_filled_and_rounds():
