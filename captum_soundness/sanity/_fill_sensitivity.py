@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from captum_soundness._utils.maps import to_maps, unwrap_single
-from captum_soundness._utils.model_state import warn_if_training
+from captum_soundness._utils.model_state import preserved_model, warn_if_training
 from captum_soundness._utils.recording import ExplainRecorder
 from captum_soundness._utils.rng import SeedType
 from captum_soundness._utils.validation import check_choice, check_labels
@@ -445,7 +445,8 @@ def fill_sensitivity(
         if prediction
         else functools.partial(_evaluate_all_labels, setup)
     )
-    metrics, pred_maps = _per_method_and_fill(explain_funcs, dependent, fill_objs, evaluate)
+    with preserved_model(forward_func, freeze_parameters=False, devices=[inputs.device]):
+        metrics, pred_maps = _per_method_and_fill(explain_funcs, dependent, fill_objs, evaluate)
     methods, fill_names = list(explain_funcs), list(fill_objs)
     method_scores = torch.tensor(
         [[float(metrics[m][f][rank_by].mean()) for m in methods] for f in fill_names],
