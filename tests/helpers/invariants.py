@@ -104,10 +104,11 @@ def assert_chunking_invariant(
     atol: float = 0.0,
     rtol: float = 0.0,
     ignore: Collection[str] = (),
+    name: str = "max_examples_per_batch",
 ) -> Any:
     """Asserts that ``call(max_examples_per_batch)`` gives the same result for ``None`` (one
     batch) and each of ``sizes`` (:func:`assert_same` with ``atol``, ``rtol``, ``ignore``);
-    returns the result for ``None``.
+    returns the result for ``None``. ``name`` names the argument in failure messages.
 
     Example:
     ``assert_chunking_invariant(lambda m: insertion_curve(..., max_examples_per_batch=m))``.
@@ -121,7 +122,7 @@ def assert_chunking_invariant(
             atol=atol,
             rtol=rtol,
             ignore=ignore,
-            path=f"max_examples_per_batch={size}",
+            path=f"{name}={size}",
         )
     return expected
 
@@ -151,19 +152,20 @@ def assert_seeded_determinism(
     *,
     seed: int = 0,
     other_seed: int | None = None,
+    ignore: Collection[str] = (),
 ) -> Any:
-    """Asserts that ``call(seed)`` twice gives the same result and leaves the global random
-    states untouched; with ``other_seed``, also that ``call(other_seed)`` differs (the seed
-    is used). Returns the first result.
+    """Asserts that ``call(seed)`` twice gives the same result (:func:`assert_same`, skipping
+    ``ignore``) and leaves the global random states untouched; with ``other_seed``, also that
+    ``call(other_seed)`` differs (the seed is used). Returns the first result.
 
     Example: ``assert_seeded_determinism(lambda s: method.attribute(x, 0, seed=s))``.
     """
     first = assert_global_rng_untouched(lambda: call(seed))
     second = assert_global_rng_untouched(lambda: call(seed))
-    assert_same(second, first, path=f"second call with seed={seed}")
+    assert_same(second, first, ignore=ignore, path=f"second call with seed={seed}")
     if other_seed is not None:
         try:
-            assert_same(call(other_seed), first)
+            assert_same(call(other_seed), first, ignore=ignore)
         except AssertionError:
             pass
         else:
