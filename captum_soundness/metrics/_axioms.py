@@ -163,8 +163,8 @@ def ig_completeness_error(
         )
     n = inputs.shape[0]
     check_finite(inputs, "`inputs`")
-    check_finite(attributions, "`attributions`")
     base = check_finite(_baselines(baselines, inputs), "`baselines`")
+    check_finite(attributions, "`attributions`")
     targets = check_targets(target, n, device=inputs.device, allow_none=True)
     args = check_forward_args(additional_forward_args, n)
     with preserved_model(forward_func, devices=[inputs.device]), torch.no_grad():

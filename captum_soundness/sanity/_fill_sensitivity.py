@@ -181,13 +181,15 @@ class _PredictionEvaluator:
         ids = torch.tensor(label_ids, dtype=torch.long, device=inputs.device)
         self.ids = ids[self.positions]
         self.x2 = torch.cat([inputs, inputs], dim=0)
+        self.examples = torch.arange(inputs.shape[0]).repeat(2)  # the example of each row
         self.setup = setup
 
     def __call__(
         self, method: str, recorder: ExplainRecorder, fill: Fill
     ) -> tuple[dict[str, Tensor], Tensor]:
         setup = self.setup
-        maps = to_maps(recorder(self.x2, self.ids), self.x2, setup.reduce, setup.what(method))
+        attributions = recorder(self.x2, self.ids)
+        maps = to_maps(attributions, self.x2, setup.reduce, setup.what(method), self.examples)
         curve, prob = run_curves(
             "insertion",
             self.model,
