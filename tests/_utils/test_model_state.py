@@ -59,3 +59,29 @@ def test_training_mode_warning_points_at_the_callers_line():
     with pytest.warns(UserWarning, match="training mode") as record:
         insertion_curve(model, x, torch.rand(2, 1, 2, 2), target=0, fractions=2)
     assert record[0].filename == __file__
+
+
+def test_preserved_model_restores_global_rng_buffers_and_hooks_on_interrupt():
+    model = stateful_mlp()  # training mode: batch-norm and dropout
+    own_hook = model[0].register_forward_hook(lambda *args: None)
+    bn = model[1]
+    running_mean, counter = bn.running_mean, bn.num_batches_tracked.clone()
+    rng = torch.random.get_rng_state()
+    with pytest.raises(KeyboardInterrupt), preserved_model(model, freeze_parameters=False):
+        model[2].register_forward_pre_hook(lambda *args: None)
+        model[3].weight.register_hook(lambda grad: grad)
+        model(torch.ones(8, 3))  # dropout draws from the global RNG, statistics move
+        bn.running_mean = torch.zeros(4)  # a buffer replaced, not updated in place
+        raise KeyboardInterrupt
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    assert bn.running_mean is running_mean and torch.equal(bn.num_batches_tracked, counter)
+    assert not model[2]._forward_pre_hooks and not model[3].weight._backward_hooks
+    assert list(model[0]._forward_hooks) == [own_hook.id]
+    own_hook.remove()
+
+
+def test_preserved_model_forks_the_rng_for_plain_callables():
+    rng = torch.random.get_rng_state()
+    with preserved_model(lambda x: x):
+        torch.rand(3)
+    assert torch.equal(torch.random.get_rng_state(), rng)
