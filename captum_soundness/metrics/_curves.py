@@ -80,9 +80,10 @@ def insertion_curve(
         attributions: Saliency of shape ``(N, C, *spatial)`` (Captum's convention: the
             inputs' shape), ``(N, 1, *spatial)`` (one channel for all) or an already
             reduced map ``(N, *spatial)``. Must be finite. Positions are ranked by the
-            map after reducing over channels with ``reduce``; ties are broken in reading
-            order (lower flat position index first), so a constant map ranks positions
-            row by row.
+            map after reducing over channels with ``reduce``; ties are broken in a fixed
+            pseudo-random order of the positions (see
+            :func:`~captum_soundness.masking.rank_positions`), so a constant map scores
+            like a random one (with a :class:`UserWarning`).
         target: Label per example: an int, a list of ints or a 1-D tensor (Captum's
             ``TargetType``). ``None`` uses the model's predicted label on the clean input.
         additional_forward_args: Extra arguments for ``forward_func``; tensors with a
@@ -98,7 +99,8 @@ def insertion_curve(
             deterministic fills (constant, mean, blur), whose expectation is exact with a
             single sample. The draws of an image are shared by all fractions.
         apply_softmax: Apply a softmax to the outputs (``True``); ``False`` when the model
-            already returns probabilities.
+            already returns probabilities (every output must then lie in ``[0, 1]``, or a
+            ``ValueError`` names the examples; per-label probabilities need not sum to 1).
         reduce: Channel reduction before ranking: ``"sum"``, ``"abs"`` (sum of absolute
             values) or ``"max"``.
         max_examples_per_batch: Maximum number of masked inputs per forward pass
