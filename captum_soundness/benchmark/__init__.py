@@ -39,6 +39,7 @@ sets ``_dataset`` (image folders), ``_evaluate`` (:func:`evaluate_dataset`), ``_
 """
 
 from captum_soundness.benchmark._cli import build_parser, main
+from captum_soundness.benchmark._dataset import ImageFolder
 from captum_soundness.benchmark._evaluate import EvaluationResult, evaluate_dataset
 from captum_soundness.benchmark._outputs import (
     ablation_lines,
@@ -80,6 +81,7 @@ __all__ = [
     "BenchmarkResult",
     "BenchmarkSettings",
     "EvaluationResult",
+    "ImageFolder",
     "MethodResult",
     "MethodSpec",
     "ablation_lines",

@@ -153,11 +153,6 @@ def _add_benchmark(sub: Any) -> None:
 
 
 def _add_evaluate(sub: Any) -> None:
-    from captum_soundness.benchmark._dataset import parse_normalize
-    from captum_soundness.benchmark._loading import check_model_spec, parse_model_kwargs
-    from captum_soundness.benchmark._settings import DEFAULT_SETTINGS as D
-    from captum_soundness.benchmark._settings import FILL_NAMES
-
     ev = sub.add_parser(
         "evaluate",
         help="evaluate attribution methods on your own model and image folder",
@@ -168,7 +163,20 @@ def _add_evaluate(sub: Any) -> None:
             "split among the processes, with the same numbers as one process."
         ),
     )
-    model = ev.add_argument_group("model")
+    _add_model_options(ev.add_argument_group("model"))
+    _add_data_options(ev.add_argument_group("data"))
+    _add_run_options(ev.add_argument_group("evaluation"))
+    out = ev.add_argument_group("output")
+    out.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    out.add_argument("--resume", action="store_true", help="continue the run in --out")
+    out.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.set_defaults(subparser=ev, handler=_evaluate)
+
+
+def _add_model_options(model: Any) -> None:
+    from captum_soundness.benchmark._loading import check_model_spec, parse_model_kwargs
+
     model.add_argument(
         "--model",
         required=True,
@@ -192,7 +200,11 @@ def _add_evaluate(sub: Any) -> None:
     model.add_argument(
         "--gradcam-layer", metavar="NAME", help="layer of the CAM methods (default: last conv)"
     )
-    data = ev.add_argument_group("data")
+
+
+def _add_data_options(data: Any) -> None:
+    from captum_soundness.benchmark._dataset import parse_normalize
+
     data.add_argument(
         "--data",
         required=True,
@@ -226,7 +238,12 @@ def _add_evaluate(sub: Any) -> None:
         metavar="N",
         help="evaluate N images chosen by --seed (default: all)",
     )
-    run = ev.add_argument_group("evaluation")
+
+
+def _add_run_options(run: Any) -> None:
+    from captum_soundness.benchmark._settings import DEFAULT_SETTINGS as D
+    from captum_soundness.benchmark._settings import FILL_NAMES
+
     run.add_argument(
         "--methods",
         action="append",
@@ -256,12 +273,6 @@ def _add_evaluate(sub: Any) -> None:
     )
     run.add_argument("--workers", type=int, default=0, help="DataLoader workers (default 0)")
     run.add_argument("--threads", type=positive_int, help="torch CPU threads per process")
-    out = ev.add_argument_group("output")
-    out.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    out.add_argument("--resume", action="store_true", help="continue the run in --out")
-    out.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    out.add_argument("--no-progress", action="store_true", help="no progress bar")
-    ev.set_defaults(subparser=ev, handler=_evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

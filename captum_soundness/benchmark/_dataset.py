@@ -101,7 +101,8 @@ class ImageFolder(torch.utils.data.Dataset):
         root: The folder.
         image_size: Side of the square images (shorter side resized, then centre crop);
             ``None`` keeps the files' sizes (they must then agree for batching).
-        normalize: ``(mean, std)`` per channel (or one value each), or ``None``.
+        normalize: ``(mean, std)`` per channel (or one value each), ``None``, or a
+            spelling of :func:`parse_normalize` (``"imagenet"``).
         channels: 3 (RGB) or 1 (grey levels).
 
     Examples::
@@ -121,9 +122,11 @@ class ImageFolder(torch.utils.data.Dataset):
         root: str | Path,
         *,
         image_size: int | None = 224,
-        normalize: Normalization = None,
+        normalize: str | Normalization = None,
         channels: int = 3,
     ) -> None:
+        if isinstance(normalize, str):
+            normalize = parse_normalize(normalize)
         self.root = Path(root)
         if not self.root.is_dir():
             raise ValueError(f"`root`: {self.root} is not a folder.")

@@ -436,7 +436,7 @@ def evaluate_dataset(
         model: The classifier (``(N, C, H, W)`` -> ``(N, num_classes)`` scores), on the
             device to use, in eval mode. It is not modified.
         dataset: A map-style data set of ``(image, label)`` pairs or of images (e.g.
-            :class:`~captum_soundness.benchmark._dataset.ImageFolder`), already
+            :class:`ImageFolder`), already
             normalised as the model expects.
         methods: Registered method names (:data:`METHODS`).
         labels: ``None`` (every output of the model) or the label ids to explain; a
@@ -458,7 +458,8 @@ def evaluate_dataset(
             run is refused.
         figures: Write the figures.
         model_name: How the report names the model (default: its class name).
-        log: Called with progress messages on rank 0 (``None``: silent).
+        log: Called with progress messages on rank 0 (``None``: silent, no progress
+            bar either).
 
     Returns:
         An :class:`EvaluationResult` (a :class:`BenchmarkResult`) on rank 0, ``None`` on
@@ -480,7 +481,12 @@ def evaluate_dataset(
         (['random', 'saliency'], 6)
     """
     settings = check_method_settings(
-        settings.replace(methods=tuple(methods), sanity=False, device=str(_model_device(model)))
+        settings.replace(
+            methods=tuple(methods),
+            sanity=False,
+            device=str(_model_device(model)),
+            show_progress=settings.show_progress and log is not None,
+        )
     )
     check_positive_int(batch_size, "batch_size")
     plan = _plan(model, dataset, settings, labels, pool, gradcam_layer, indices)
