@@ -95,6 +95,9 @@ class SimpleMasking(Attribution):
       over the ``B * N`` masked inputs.
     - The mask logits are optimised in float32 for float16/bfloat16 inputs (in the
       inputs' dtype otherwise); the masked inputs are composed in the inputs' dtype.
+    - Non-finite inputs, fill samples or model outputs raise a :class:`ValueError`
+      naming the examples, also when the outputs turn NaN or infinite during the
+      optimisation (the loss is checked once per step), instead of returning NaN masks.
 
     Args:
         forward_func (Callable or torch.nn.Module): The model, or any function that maps
