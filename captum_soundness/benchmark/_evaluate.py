@@ -110,6 +110,7 @@ class _Plan:
     dataset: Dataset
     indices: list[int]  # the evaluated images (sorted)
     image_shape: tuple[int, ...]  # (C, H, W)
+    progress: bool  # the run's progress bar (the methods' own bars stay off)
 
 
 def _image_record(plan: _Plan, name: str, image: Tensor, index: int, label: int) -> dict:
@@ -174,7 +175,7 @@ def _run_shard(
         total=total,
         desc="images",
         unit="img",
-        disable=not (plan.settings.show_progress and state.is_root),
+        disable=not (plan.progress and state.is_root),
         file=sys.stderr,
     )
     warm: set[str] = set()
@@ -246,7 +247,10 @@ def _plan(
     if labels is not None and layer is not None:
         layer = f"model.{layer}"
     pool = torch.zeros(0, device=device) if pool is None else pool.to(device)
-    settings = settings.replace(images=len(chosen), pool_size=int(pool.shape[0]))
+    progress = settings.show_progress
+    settings = settings.replace(
+        images=len(chosen), pool_size=int(pool.shape[0]), show_progress=False
+    )
     context = BenchmarkContext(pool=pool, gradcam_layer=layer or "")
     fill = evaluation_fill(settings, pool if pool.numel() else None)
     preview = set(chosen[:PREVIEW_IMAGES])
@@ -262,6 +266,7 @@ def _plan(
         dataset,
         chosen,
         image_shape,
+        progress,
     )
 
 
@@ -402,7 +407,7 @@ def _evaluate(
 def evaluate_dataset(
     model: nn.Module,
     dataset: Dataset,
-    methods: Sequence[str] = ("simple_masking",),
+    methods: Sequence[str],
     *,
     labels: Sequence[int] | None = None,
     pool: Tensor | None = None,

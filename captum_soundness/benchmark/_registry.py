@@ -147,7 +147,12 @@ def last_conv_layer(model: nn.Module) -> str:
         >>> last_conv_layer(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Conv2d(2, 2, 3)))
         '2'
     """
-    names = [name for name, m in model.named_modules() if isinstance(m, nn.modules.conv._ConvNd)]
+    kinds = ("Conv1d", "Conv2d", "Conv3d")  # TorchScript modules keep the class name
+    names = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.modules.conv._ConvNd) or getattr(m, "original_name", "") in kinds
+    ]
     if not names:
         raise ValueError(
             "The model has no convolution layer: name the GradCAM layer explicitly "

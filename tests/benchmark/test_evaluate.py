@@ -16,6 +16,7 @@ from PIL import Image
 from captum_soundness.benchmark import _cli as cli
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # tiny_models, for in-process runs
 #: Cheap methods plus SimpleMasking with few steps (the one that needs the pool).
 METHODS = "saliency,gradcam,simple_masking,random"
 
@@ -99,13 +100,11 @@ def _numbers(out):
 def reference(folders, tmp_path_factory):
     """One uninterrupted single-process run (in this process, the tiny model importable)."""
     out = tmp_path_factory.mktemp("reference") / "out"
-    sys.path.insert(0, str(HERE))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         assert cli.main(_args(folders, out)) == 0
     finally:
-        sys.path.remove(str(HERE))
         torch.set_num_threads(threads)
     return out
 
@@ -164,11 +163,7 @@ def test_killed_run_resumes_to_the_same_numbers(folders, reference, tmp_path):
     with pytest.raises(SystemExit) as info:
         cli.main(_args(folders, out))  # an occupied --out without --resume: refused
     assert info.value.code == 2
-    sys.path.insert(0, str(HERE))
-    try:
-        assert cli.main([*_args(folders, out), "--resume"]) == 0
-    finally:
-        sys.path.remove(str(HERE))
+    assert cli.main([*_args(folders, out), "--resume"]) == 0
     assert _numbers(out) == _numbers(reference)
 
 
@@ -230,14 +225,44 @@ def test_bad_arguments_fail_in_one_line(folders, tmp_path, capsys, change, messa
             argv[argv.index(option) + 1] = value
         else:
             argv += [option, value]
-    sys.path.insert(0, str(HERE))
-    try:
-        with pytest.raises(SystemExit) as info:
-            cli.main(argv)
-    finally:
-        sys.path.remove(str(HERE))
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
     assert not (tmp_path / "out" / "records").exists()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:FutureWarning")
+def test_torchscript_file(folders, tmp_path):
+    from tiny_models import tiny_cnn
+
+    scripted = tmp_path / "tiny.pt"
+    torch.jit.script(tiny_cnn()).save(str(scripted))
+    out = tmp_path / "out"
+    argv = ["evaluate", "--model", str(scripted), "--data", str(folders / "data")]
+    argv += ["--image-size", "32", "--images", "2", "--methods", "saliency,random"]
+    argv += ["--no-progress", "--no-figures", "--out", str(out)]
+    assert cli.main(argv) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["model"]["name"] == str(scripted)
+
+
+def test_evaluate_dataset_on_a_label_subset():
+    """The API on a TensorDataset of images without labels, 2 of 3 labels, GradCAM."""
+    from tiny_models import tiny_cnn
+
+    from captum_soundness.benchmark import evaluate_dataset
+
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    data = torch.utils.data.TensorDataset(images)
+    model = tiny_cnn()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    result = evaluate_dataset(model, data, ["gradcam", "random"], labels=[2, 0], log=None)
+    assert result.model_info["gradcam_layer"] == "model.2"  # inside the label subset
+    assert result.model_info["labels"] == [2, 0]
+    assert set(result.predicted) <= {0, 2}
+    assert result.image_labels.tolist() == [-1, -1, -1]
+    assert result.methods["gradcam"].num_maps == 6
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
