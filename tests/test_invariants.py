@@ -215,14 +215,7 @@ ENTRY_POINTS = [
 NOT_COMPUTED = ("settings", "started", "wall_seconds", "seconds", "seconds_per_map")
 
 # (check, entry point name) -> reason: known violations, fixed by a later issue.
-_DATALOADER_RNG = (
-    "evaluate_dataset: torch's DataLoader draws its base seed from the global RNG (no "
-    "generator= is passed), so every call advances torch's global RNG"
-)
-XFAIL: dict[tuple[str, str], str] = {
-    ("global_rng_untouched", "evaluate_dataset"): _DATALOADER_RNG,
-    ("seeded_determinism", "evaluate_dataset"): _DATALOADER_RNG + " (results are seeded)",
-}
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def _cases(check: str, keep: Callable[[EntryPoint], bool] = lambda ep: True) -> list[Any]:
