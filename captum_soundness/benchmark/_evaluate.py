@@ -496,7 +496,14 @@ def evaluate_dataset(
     check_positive_int(batch_size, "batch_size")
     plan = _plan(model, dataset, settings, labels, pool, gradcam_layer, indices)
     say = log if log is not None else (lambda message: None)
-    loader_options = {"batch_size": batch_size, "num_workers": num_workers, "shuffle": False}
+    loader_options = {
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "shuffle": False,
+        # The DataLoader draws its workers' base seed from this generator, not from the
+        # global RNG (which an evaluation leaves untouched).
+        "generator": torch.Generator().manual_seed(plan.settings.seed),
+    }
     out = None if out is None else Path(out)
     state = setup_distributed(plan.settings.device)
     try:

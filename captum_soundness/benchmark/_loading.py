@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,15 @@ class EvaluationJob:
         )
 
 
+def _deterministic_cuda() -> None:
+    """Deterministic cuDNN and cuBLAS kernels, so that a resumed or a K-process run gives
+    the numbers of an uninterrupted single process on GPUs too (the command's process
+    only; :func:`evaluate_dataset` leaves these global switches to its caller)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 def choose_indices(size: int, count: int | None, seed: int) -> list[int]:
     """``count`` of ``size`` image indices chosen by ``seed`` (sorted), or all of them."""
     if count is None or count == size:
@@ -209,6 +219,8 @@ def prepare_evaluation(
         ValueError: The first argument found wrong (the message names it).
     """
     settings = check_method_settings(settings.replace(device=str(rank_device(settings.device))))
+    if torch.device(settings.device).type == "cuda":
+        _deterministic_cuda()
     if workers < 0:
         raise ValueError(f"`workers` must be >= 0, got {workers}.")
     check_out(out, resume)

@@ -15,8 +15,8 @@ from PIL import Image
 
 from captum_soundness.benchmark import _cli as cli
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # tiny_models, for in-process runs
+#: ``tests``: the subprocesses import the model as ``helpers.models:tiny_cnn`` from there.
+TESTS = Path(__file__).resolve().parents[1]
 #: Cheap methods plus SimpleMasking with few steps (the one that needs the pool).
 METHODS = "saliency,gradcam,simple_masking,random"
 
@@ -58,7 +58,7 @@ def _args(folders, out, *extra):
     return [
         "evaluate",
         "--model",
-        "tiny_models:tiny_cnn",
+        "helpers.models:tiny_cnn",
         "--data",
         str(folders / "data"),
         "--pool",
@@ -80,11 +80,8 @@ def _args(folders, out, *extra):
 
 
 def _env():
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
-    )
-    env["OMP_NUM_THREADS"] = "1"
-    return env
+    path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
 
 
 def _numbers(out):
@@ -202,7 +199,7 @@ def test_occupied_out_is_refused(folders, tmp_path, capsys):
     ("change", "message"),
     [
         ({"--model": "not a spec"}, "MODULE:CALLABLE"),
-        ({"--model": "tiny_models:nothing_here"}, "no callable"),
+        ({"--model": "helpers.models:nothing_here"}, "no callable"),
         ({"--model": "no_such_module_xyz:f"}, "cannot import"),
         ({"--model-kwargs": "[1, 2]"}, "JSON object"),
         ({"--model-kwargs": '{"bogus": 1}'}, "failed"),
@@ -236,7 +233,7 @@ def test_bad_arguments_fail_in_one_line(folders, tmp_path, capsys, change, messa
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.*deprecated:FutureWarning")
 def test_torchscript_file(folders, tmp_path):
-    from tiny_models import tiny_cnn
+    from helpers.models import tiny_cnn
 
     scripted = tmp_path / "tiny.pt"
     torch.jit.script(tiny_cnn()).save(str(scripted))
@@ -251,7 +248,7 @@ def test_torchscript_file(folders, tmp_path):
 
 def test_evaluate_dataset_on_a_label_subset():
     """The API on a TensorDataset of images without labels, 2 of 3 labels, GradCAM."""
-    from tiny_models import tiny_cnn
+    from helpers.models import tiny_cnn
 
     from captum_soundness.benchmark import evaluate_dataset
 
