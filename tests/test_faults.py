@@ -78,13 +78,27 @@ def _maps() -> torch.Tensor:
     return seeded_randn(3, 2, 8, 8, seed=2, dtype=torch.float64)
 
 
-def _with_rng_xfail(ep: EntryPoint) -> Any:
-    """``ep`` as a parameter, ``xfail(strict=True)`` where test_invariants knows that it
-    changes the global RNG (the benchmark's DataLoader)."""
-    reason = XFAIL.get(("global_rng_untouched", ep.name))
-    return pytest.param(
-        ep, id=ep.name, marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-    )
+#: Known violations in training mode, by entry point (fixed in the benchmark by its owner).
+_TRAIN_MODE_XFAIL = {
+    "evaluate_dataset": "the benchmark runner runs the model outside the guarded entry "
+    "points (a training-mode model's batch-norm statistics change); see "
+    "/tmp/lead/notes-issue13.md",
+}
+
+
+def _fault_cases() -> list[Any]:
+    """(entry point, mode) parameters, ``xfail(strict=True)`` where test_invariants knows
+    that the entry point changes the global RNG, or where it is known to change a
+    training-mode model."""
+    cases = []
+    for ep in ENTRY_POINTS:
+        for mode in ("eval", "train"):
+            reason = XFAIL.get(("global_rng_untouched", ep.name))
+            if mode == "train":
+                reason = reason or _TRAIN_MODE_XFAIL.get(ep.name)
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            cases.append(pytest.param(ep, mode, id=f"{ep.name}-{mode}", marks=marks))
+    return cases
 
 
 #: Entry points whose messages name the example within an internal call, not the caller's.
@@ -122,8 +136,7 @@ def _with_nan_for_marked(inputs: torch.Tensor, target: torch.Tensor) -> torch.Te
 
 
 @pytest.mark.parametrize("exc", [Fault, KeyboardInterrupt], ids=["exception", "interrupt"])
-@pytest.mark.parametrize("mode", ["eval", "train"])
-@pytest.mark.parametrize("ep", [_with_rng_xfail(ep) for ep in ENTRY_POINTS])
+@pytest.mark.parametrize(("ep", "mode"), _fault_cases())
 def test_fault_inside_forward_leaves_model_and_global_rng(
     ep: EntryPoint, mode: str, exc: type[BaseException]
 ) -> None:
