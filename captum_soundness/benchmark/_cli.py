@@ -116,7 +116,10 @@ def _add_benchmark(sub: Any) -> None:
             f"Defaults: {D.images} images, {D.steps} SimpleMasking steps. --quick: "
             f"{QUICK_SETTINGS.images} images, {QUICK_SETTINGS.steps} steps (smoke test). "
             f"--full: {FULL_SETTINGS.images} images, {FULL_SETTINGS.steps} steps (paper "
-            "scale; slow on a CPU)."
+            "scale; slow on a CPU). Outputs are written beside --out and moved into place "
+            "at the end: an existing --out is either replaced by a complete run or left "
+            "untouched. Ctrl-C stops with status 130, keeping the finished methods for "
+            "--resume."
         ),
     )
     preset = bench.add_mutually_exclusive_group()
@@ -145,7 +148,18 @@ def _add_benchmark(sub: Any) -> None:
     bench.add_argument("--device", help=f"torch device (default {D.device!r})")
     bench.add_argument("--seed", type=int, help=f"random seed (default {D.seed})")
     bench.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's)")
-    bench.add_argument("--out", default="results", help="output folder (default 'results')")
+    bench.add_argument(
+        "--out",
+        default="results",
+        help="output folder (default 'results'), replaced as a whole only when the run is "
+        "complete; the run works in .NAME.partial beside it",
+    )
+    bench.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run (Ctrl-C) from the finished methods kept beside "
+        "--out (same options needed)",
+    )
     bench.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     bench.add_argument("--no-sanity", action="store_true", help="skip the sanity-check columns")
     bench.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -325,18 +339,16 @@ def _benchmark_settings(args: argparse.Namespace) -> Any:
 def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from captum_soundness.benchmark._outputs import check_out_dir, format_table, write_outputs
-    from captum_soundness.benchmark._runner import run_benchmark
     from captum_soundness.benchmark._settings import check_settings
+    from captum_soundness.benchmark._staging import check_out
 
     if args.list_methods:
         return _list_methods()
-    settings = _benchmark_settings(args)
-    try:
-        check_settings(settings)
-        check_out_dir(args.out)
-    except (TypeError, ValueError) as error:
-        parser.error(str(error))
+    settings = check_settings(_benchmark_settings(args))
+    if not _has_optional_dependencies():
+        return 1
+    staging = check_out(args.out, resume=args.resume)
+    done = staging.load(settings) if args.resume else {}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.steps is not None and not any(
@@ -347,17 +359,36 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             "is selected, so it has no effect.",
             file=sys.stderr,
         )
-    if not _has_optional_dependencies():
-        return 1
+    try:
+        return _run_staged(args, settings, staging, done)
+    except KeyboardInterrupt:
+        kept = f"the finished methods are kept in {staging.path} (--resume continues)"
+        if not staging.has_records():
+            staging.discard()
+            kept = "no method had finished"
+        print(f"Interrupted: {args.out} is untouched; {kept}.", file=sys.stderr)
+        return 130
+
+
+def _run_staged(args: argparse.Namespace, settings: Any, staging: Any, done: Any) -> int:
+    """Runs the benchmark in the staging folder, then moves the outputs into place."""
+    from captum_soundness.benchmark._outputs import format_table, write_outputs
+    from captum_soundness.benchmark._runner import run_methods
+
     start = time.perf_counter()
-    result = run_benchmark(settings)
-    out = write_outputs(result, args.out, figures=not args.no_figures)
+    result = run_methods(
+        settings,
+        done=done,
+        on_finished=lambda method, predicted: staging.save(method, predicted, settings),
+    )
+    write_outputs(result, staging.path, figures=not args.no_figures)
+    staging.publish()
     print(f"\n{format_table(result)}\n")
     print(
         f"Held-out accuracy of the model: {result.model_info['held_out_accuracy']:.4f}. "
         f"Wrote results.json, results.csv, report.md"
         + ("" if args.no_figures else " and figures")
-        + f" to {out}/ ({time.perf_counter() - start:.1f} s)."
+        + f" to {args.out}/ ({time.perf_counter() - start:.1f} s)."
     )
     return 0
 
@@ -437,9 +468,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status (0 on success). Usage errors exit with status 2 via
-        :class:`SystemExit`, as :mod:`argparse` does.
+        The exit status (0 on success). Errors end with one line on stderr, never a
+        traceback, and :class:`SystemExit`: status 2 for a user error (usage, a bad
+        argument, an occupied ``--out``: :class:`ValueError` / :class:`TypeError`), 1 for
+        a failing file system (:class:`OSError`). Ctrl-C returns 130; a closed stdout
+        (``... | head``) ends silently with 141, the status of a process ended by SIGPIPE
+        (the output was cut short, so not 0; ``set -o pipefail`` sees it as it sees
+        ``yes | head``).
     """
     parser = build_parser()
     args = parser.parse_args(None if argv is None else list(argv))
-    return args.handler(args, args.subparser)
+    try:
+        return args.handler(args, args.subparser)
+    except KeyboardInterrupt:
+        print(f"{args.subparser.prog}: interrupted.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+    except (TypeError, ValueError, OSError) as error:
+        status = 1 if isinstance(error, OSError) else 2
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{args.subparser.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(status) from None
+
+
+def _silence_stdout() -> None:
+    """Points stdout at the null device, so that Python's final flush of a closed pipe
+    does not print a second error (the recipe of the :mod:`signal` docs)."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -9,7 +9,7 @@ import math
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +44,14 @@ from captum_soundness.benchmark._settings import (
 from captum_soundness.fills import DatasetFill, Fill, NoiseFill
 from captum_soundness.metrics import SUMMARY_RENAMES, SoundnessReport, evaluate_all_labels
 
-__all__ = ["evaluation_fill", "quiet_captum", "run_benchmark", "score_method", "warm_up"]
+__all__ = [
+    "evaluation_fill",
+    "quiet_captum",
+    "run_benchmark",
+    "run_methods",
+    "score_method",
+    "warm_up",
+]
 
 #: Maps at the predicted label kept per method for the figures.
 PREVIEW_IMAGES = 4
@@ -281,9 +288,27 @@ def run_benchmark(
         >>> sorted(result.methods)
         ['random', 'saliency']
     """
+    return run_methods(settings, log=log)
+
+
+#: A finished method: its result and the predicted label of every image.
+Finished = tuple[MethodResult, list[int]]
+
+
+def run_methods(
+    settings: BenchmarkSettings,
+    *,
+    log: Callable[[str], Any] | None = print,
+    done: Mapping[str, Finished] | None = None,
+    on_finished: Callable[[MethodResult, list[int]], Any] | None = None,
+) -> BenchmarkResult:
+    """:func:`run_benchmark`, resumable: the methods in ``done`` are taken as they are
+    (results of an earlier run with the same settings) and ``on_finished`` is called
+    with every method the run finishes (the command line records it)."""
     from captum_soundness.models import MNIST_GRADCAM_LAYER
 
     check_settings(settings)
+    done = done or {}
     say = log if log is not None else (lambda message: None)
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     wall = time.perf_counter()
@@ -294,6 +319,7 @@ def run_benchmark(
         f"Benchmark: {settings.images} held-out images x 10 labels, "
         f"{len(settings.methods)} methods, evaluation fill {fill[0]}, device "
         f"{digits.images.device}, {torch.get_num_threads()} threads"
+        + (f"; {len(done)} recorded methods resumed" if done else "")
     )
     results: dict[str, MethodResult] = {}
     bar = tqdm(
@@ -301,9 +327,15 @@ def run_benchmark(
     )
     for name in bar:
         bar.set_postfix_str(name)
-        results[name], report = _run_method(
-            METHODS[name], settings, context, digits.model, digits.images, fill
-        )
+        if name in done:
+            results[name], predicted = done[name]
+        else:
+            results[name], report = _run_method(
+                METHODS[name], settings, context, digits.model, digits.images, fill
+            )
+            predicted = report.predicted_labels.tolist()
+            if on_finished is not None:
+                on_finished(results[name], predicted)
         say(summary_line(results[name]))
     return BenchmarkResult(
         settings=settings,
@@ -312,7 +344,7 @@ def run_benchmark(
         images=digits.images.cpu(),
         image_labels=digits.labels,
         image_indices=digits.indices.tolist(),
-        predicted=report.predicted_labels.tolist(),
+        predicted=predicted,
         model_info=_model_info(digits),
         versions=versions(),
         started=started,
