@@ -479,7 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(None if argv is None else list(argv))
     try:
-        return args.handler(args, args.subparser)
+        status = args.handler(args, args.subparser)
+        sys.stdout.flush()  # a closed pipe fails here, not in Python's final flush
+        return status
     except KeyboardInterrupt:
         print(f"{args.subparser.prog}: interrupted.", file=sys.stderr)
         return 130
