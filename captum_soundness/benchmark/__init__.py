@@ -30,12 +30,27 @@ resumable, on ``torchrun``; ``captum-soundness evaluate``);
 :func:`write_outputs` writes ``results.json``, ``results.csv``, the figures and
 ``report.md``. :func:`main` is the command line.
 
+**Safe outputs of** ``captum-soundness benchmark``. ``--out`` is checked before any work:
+a file there, a file above it, a folder named like an output (``results.json``...) or
+files the benchmark did not write (a run replaces the whole folder) end the command with
+one ``error:`` line and status 2, nothing written. The run works in a hidden folder beside
+``--out`` (``.<name>.partial``, same parent, so moves are renames) and moves its outputs
+into place only when complete: an existing ``--out`` is either replaced by a complete run
+or left untouched. Every finished method is recorded there atomically. **Ctrl-C** ends
+with one line and status 130, leaving ``--out`` as it was; ``--resume`` (same options)
+then runs only the unfinished methods, with the same numbers as an uninterrupted run. A
+closed stdout (``| head``) ends silently with status 141. The replacement renames the old
+``--out`` aside, renames the new folder into place, then deletes the old one, with Ctrl-C
+held back in between; only a machine crash at that instant leaves ``--out`` missing, with
+both folders kept beside it.
+
 Where things live: ``_settings`` (settings, presets, :func:`check_settings`),
 ``_registry`` (:func:`register`, :data:`METHODS`), ``_methods`` (the registered methods),
 ``_runner`` (:func:`run_benchmark`), ``_results`` (result classes, column definitions),
-``_outputs`` (JSON, CSV, Markdown), ``_figures``, ``_cli``; for own models and data
-sets ``_dataset`` (image folders), ``_evaluate`` (:func:`evaluate_dataset`), ``_records``
-(atomic per-batch records, resume, merge), ``_distributed`` (torch.distributed).
+``_outputs`` (JSON, CSV, Markdown), ``_figures``, ``_staging`` (the safe ``--out``),
+``_cli``; for own models and data sets ``_dataset`` (image folders), ``_evaluate``
+(:func:`evaluate_dataset`), ``_records`` (atomic per-batch records, resume, merge),
+``_distributed`` (torch.distributed).
 """
 
 from captum_soundness.benchmark._cli import build_parser, main

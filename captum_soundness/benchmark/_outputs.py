@@ -23,7 +23,6 @@ from captum_soundness.benchmark._results import (
 
 __all__ = [
     "ablation_lines",
-    "check_out_dir",
     "format_cell",
     "format_table",
     "markdown_table",
@@ -204,23 +203,6 @@ def render_report(result: BenchmarkResult, figures: Mapping[str, str] | None = N
     lines += [f"- {k}: {v}" for k, v in result.versions.items()]
     lines.append("")
     return "\n".join(lines)
-
-
-def check_out_dir(out: str | Path) -> Path:
-    """Creates the output folder ``out`` (before a run, so that an unwritable one does not
-    waste it).
-
-    Raises:
-        ValueError: ``out`` is a file or cannot be created.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"`out`: {out} exists and is not a directory.")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"`out`: cannot create {out}: {error.strerror or error}.") from None
-    return out
 
 
 def write_outputs(result: BenchmarkResult, out: str | Path, *, figures: bool = True) -> Path:

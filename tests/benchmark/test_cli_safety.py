@@ -179,3 +179,39 @@ def test_closed_stdout_ends_quietly(tmp_path, unbuffered):
     assert first.startswith(b"Benchmark:")
     assert "Traceback" not in err and "BrokenPipe" not in err, err
     assert proc.returncode in (0, 141)  # 141 when a write met the closed pipe
+
+
+@pytest.mark.parametrize("command", ["benchmark", "evaluate"])
+@pytest.mark.parametrize(
+    ("fault", "status", "fragment"),
+    [
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (ValueError("`model`: outputs are\nnot finite."), 2, "outputs are not finite"),
+        (TypeError("`labels` must be ints."), 2, "must be ints"),
+        (OSError(28, "No space left on device"), 1, "No space left"),
+        (BrokenPipeError(32, "Broken pipe"), 141, None),
+    ],
+)
+def test_main_turns_every_failure_into_one_line(
+    tmp_path, capsys, monkeypatch, command, fault, status, fragment
+):
+    """The wrapper in main() serves both subcommands: no traceback, one line, a status."""
+
+    def handler(args, parser):
+        raise fault
+
+    monkeypatch.setattr(cli, f"_{command}", handler)
+    monkeypatch.setattr(cli, "_silence_stdout", lambda: None)  # keep pytest's stdout
+    argv = [command, "--out", str(tmp_path / "out")]
+    if command == "evaluate":
+        argv += ["--model", "helpers.models:tiny_cnn", "--data", str(tmp_path)]
+    try:
+        code = cli.main(argv)
+    except SystemExit as exit_:
+        code = exit_.code
+    assert code == status
+    err = capsys.readouterr().err
+    if fragment is None:
+        assert err == ""
+    else:
+        _assert_one_line_error("error: " + err, fragment)
