@@ -101,26 +101,33 @@ def _package_version() -> str:
     return __version__
 
 
+def _benchmark_description() -> str:
+    from captum_soundness.benchmark._settings import DEFAULT_SETTINGS as D
+    from captum_soundness.benchmark._settings import FULL_SETTINGS, QUICK_SETTINGS
+
+    return (
+        "Explain held-out MNIST digits for every label with Captum's methods and "
+        "SimpleMasking (plus its TV / upsampling ablations and a random floor); report "
+        "completeness, soundness, insertion/deletion AUC and seconds per map. "
+        f"Defaults: {D.images} images, {D.steps} SimpleMasking steps. --quick: "
+        f"{QUICK_SETTINGS.images} images, {QUICK_SETTINGS.steps} steps (smoke test). "
+        f"--full: {FULL_SETTINGS.images} images, {FULL_SETTINGS.steps} steps (paper "
+        "scale; slow on a CPU). Outputs are written beside --out and moved into place "
+        "at the end: an existing --out is either replaced by a complete run or left "
+        "untouched. Ctrl-C stops with status 130, keeping the finished methods for "
+        "--resume."
+    )
+
+
 def _add_benchmark(sub: Any) -> None:
     from captum_soundness.benchmark._registry import METHODS
     from captum_soundness.benchmark._settings import DEFAULT_SETTINGS as D
-    from captum_soundness.benchmark._settings import FILL_NAMES, FULL_SETTINGS, QUICK_SETTINGS
+    from captum_soundness.benchmark._settings import FILL_NAMES
 
     bench = sub.add_parser(
         "benchmark",
         help="benchmark attribution methods on the bundled MNIST model",
-        description=(
-            "Explain held-out MNIST digits for every label with Captum's methods and "
-            "SimpleMasking (plus its TV / upsampling ablations and a random floor); report "
-            "completeness, soundness, insertion/deletion AUC and seconds per map. "
-            f"Defaults: {D.images} images, {D.steps} SimpleMasking steps. --quick: "
-            f"{QUICK_SETTINGS.images} images, {QUICK_SETTINGS.steps} steps (smoke test). "
-            f"--full: {FULL_SETTINGS.images} images, {FULL_SETTINGS.steps} steps (paper "
-            "scale; slow on a CPU). Outputs are written beside --out and moved into place "
-            "at the end: an existing --out is either replaced by a complete run or left "
-            "untouched. Ctrl-C stops with status 130, keeping the finished methods for "
-            "--resume."
-        ),
+        description=_benchmark_description(),
     )
     preset = bench.add_mutually_exclusive_group()
     preset.add_argument("--quick", action="store_true", help="seconds-long smoke run")
