@@ -164,29 +164,47 @@ class Staging:
         self.out = out
         self.path = out.parent / f".{out.name}.partial"
         self.records = self.path / "records"
+        self._lock_fd: int | None = None
 
     def has_records(self) -> bool:
         """Whether an interrupted run left method records."""
         return self.records.is_dir() and any(self.records.glob("*.json"))
 
     def prepare(self, resume: bool) -> None:
-        """Creates the staging folder; refuses an interrupted run's records unless
-        ``resume``, and clears anything else left there."""
-        if self.has_records() and not resume:
-            raise ValueError(
-                f"`--out`: an interrupted run of {self.out} left its finished methods in "
-                f"{self.path}; pass --resume to continue it, or delete that folder."
-            )
-        if self.path.is_dir():
-            for entry in self.path.iterdir():
-                if entry != self.records:
-                    _remove(entry)
+        """Creates and locks the staging folder; refuses an interrupted run's records
+        unless ``resume``, and clears anything else left there."""
         try:
             self.records.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ValueError(
                 f"`--out`: cannot write beside {self.out} ({self.path}): "
                 f"{error.strerror or error}."
+            ) from None
+        self._lock()
+        if self.has_records() and not resume:
+            self.unlock()
+            raise ValueError(
+                f"`--out`: an interrupted run of {self.out} left its finished methods in "
+                f"{self.path}; pass --resume to continue it, or delete that folder."
+            )
+        for entry in self.path.iterdir():
+            if entry != self.records:
+                _remove(entry)
+
+    def _lock(self) -> None:
+        """Holds an exclusive lock on the staging folder until the process ends (POSIX),
+        so that two runs never write the same outputs."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            return
+        self._lock_fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.unlock()
+            raise ValueError(
+                f"`--out`: another run is writing {self.out} (it holds {self.path})."
             ) from None
 
     def save(self, result: MethodResult, predicted: list[int], settings: Any) -> None:
@@ -200,7 +218,7 @@ class Staging:
         Raises:
             ValueError: A record made with other settings.
         """
-        found = {}
+        found: dict[str, tuple[MethodResult, list[int]]] = {}
         for name in settings.methods:
             path = self.records / f"{name}.json"
             if not path.is_file():
@@ -218,14 +236,22 @@ class Staging:
             found[name] = _from_json(data["result"])
         return found
 
+    def unlock(self) -> None:
+        """Releases the lock of :meth:`prepare` (also released when the process ends)."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def discard(self) -> None:
         """Deletes the staging folder."""
         _remove(self.path)
+        self.unlock()
 
     def publish(self) -> None:
         """Moves the staged outputs into place (see the module docstring)."""
         _remove(self.records)
         trash = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+        _remove(trash)  # left by a crash of an earlier process with this id
         with _sigint_blocked():
             if self.out.exists() or self.out.is_symlink():
                 os.replace(self.out, trash)
@@ -237,6 +263,7 @@ class Staging:
             else:
                 os.replace(self.path, self.out)
             _remove(trash)
+        self.unlock()
 
 
 def _remove(path: Path) -> None:

@@ -215,3 +215,19 @@ def test_main_turns_every_failure_into_one_line(
         assert err == ""
     else:
         _assert_one_line_error("error: " + err, fragment)
+
+
+def test_concurrent_run_is_refused(tmp_path, capsys):
+    fcntl = pytest.importorskip("fcntl")
+    out, staging = tmp_path / "out", tmp_path / ".out.partial"
+    staging.mkdir()
+    fd = os.open(staging, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # what a running benchmark holds
+        with pytest.raises(SystemExit) as info:
+            cli.main(["benchmark", *QUICK, "--out", str(out)])
+    finally:
+        os.close(fd)
+    assert info.value.code == 2
+    _assert_one_line_error(capsys.readouterr().err, "another run")
+    assert not out.exists()
