@@ -79,11 +79,7 @@ def _maps() -> torch.Tensor:
 
 
 #: Known violations in training mode, by entry point (fixed in the benchmark by its owner).
-_TRAIN_MODE_XFAIL = {
-    "evaluate_dataset": "the benchmark runner runs the model outside the guarded entry "
-    "points (a training-mode model's batch-norm statistics change); see "
-    "/tmp/lead/notes-issue13.md",
-}
+_TRAIN_MODE_XFAIL: dict[str, str] = {}
 
 
 def _fault_cases() -> list[Any]:

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from captum_soundness._utils.model_state import preserved_model
 from captum_soundness._utils.rng import draw_seeds
 from captum_soundness._utils.validation import check_labels, check_positive_int
 from captum_soundness.benchmark._dataset import load_images
@@ -118,9 +119,12 @@ def _image_record(plan: _Plan, name: str, image: Tensor, index: int, label: int)
     method_seed, fill_seed = image_seeds(plan.settings.seed, index)
     settings = plan.settings.replace(seed=method_seed)
     explain = METHODS[name].make_factory(settings, plan.context)(plan.model)
-    report, _, recorder = score_method(
-        explain, plan.model, image, settings, *plan.fill, seed=fill_seed
-    )
+    try:
+        report, _, recorder = score_method(
+            explain, plan.model, image, settings, *plan.fill, seed=fill_seed
+        )
+    except ValueError as error:  # its "examples [0]" is this one image of the data set
+        raise ValueError(f"image {index} of the data set, method {name!r}: {error}") from error
     pred = int(report.predicted[0])
     assert report.deletion_at_prediction is not None
     preview = None
@@ -186,9 +190,10 @@ def _run_shard(
             if not todo:
                 continue
             if name not in warm:
-                warm_up(
-                    METHODS[name].make_factory(plan.settings, plan.context)(plan.model), images
-                )
+                factory = METHODS[name].make_factory(plan.settings, plan.context)
+                # Untimed first call, outside evaluate_all_labels' guard: guarded here.
+                with preserved_model(plan.model, freeze_parameters=False, devices=[plan.device]):
+                    warm_up(factory(plan.model), images)
                 warm.add(name)
             records = [
                 _image_record(plan, name, images[j : j + 1], int(indices[j]), int(labels[j]))
@@ -298,7 +303,8 @@ def _check_inputs(
             "(--pool DIR), disjoint from the evaluated images."
         )
     first = load_images(dataset, chosen[:1]).to(_model_device(model))
-    with torch.no_grad():
+    guard = preserved_model(model, freeze_parameters=False, devices=[first.device])
+    with guard, torch.no_grad():
         outputs = model(first)
     if not isinstance(outputs, Tensor) or outputs.dim() != 2:
         raise ValueError("`model` must return (N, num_classes) scores.")
