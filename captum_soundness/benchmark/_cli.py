@@ -354,8 +354,6 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     settings = check_settings(_benchmark_settings(args))
     if not _has_optional_dependencies():
         return 1
-    staging = check_out(args.out, resume=args.resume)
-    done = staging.load(settings) if args.resume else {}
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if args.steps is not None and not any(
@@ -366,8 +364,9 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             "is selected, so it has no effect.",
             file=sys.stderr,
         )
+    staging = check_out(args.out, resume=args.resume)
     try:
-        return _run_staged(args, settings, staging, done)
+        return _run_staged(args, settings, staging)
     except KeyboardInterrupt:
         kept = f"the finished methods are kept in {staging.path} (--resume continues)"
         if not staging.has_records():
@@ -375,13 +374,16 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             kept = "no method had finished"
         print(f"Interrupted: {args.out} is untouched; {kept}.", file=sys.stderr)
         return 130
+    finally:
+        staging.unlock()
 
 
-def _run_staged(args: argparse.Namespace, settings: Any, staging: Any, done: Any) -> int:
+def _run_staged(args: argparse.Namespace, settings: Any, staging: Any) -> int:
     """Runs the benchmark in the staging folder, then moves the outputs into place."""
     from captum_soundness.benchmark._outputs import format_table, write_outputs
     from captum_soundness.benchmark._runner import run_methods
 
+    done = staging.load(settings) if args.resume else {}
     start = time.perf_counter()
     result = run_methods(
         settings,

@@ -18,7 +18,7 @@ from captum_soundness.benchmark import _cli as cli
 
 QUICK = ["--quick", "--methods", "random,saliency", "--no-figures", "--no-sanity"]
 #: A run slow enough (SimpleMasking) to be interrupted after its first method.
-SLOW = ["--quick", "--methods", "random,simple_masking", "--steps", "60"]
+SLOW = ["--quick", "--methods", "random,simple_masking", "--steps", "30"]
 SLOW += ["--no-figures", "--no-sanity", "--no-progress"]
 #: Keys whose values are timings (they differ between runs).
 TIMINGS = {"started", "wall_seconds", "seconds", "seconds_per_map"}
@@ -125,7 +125,7 @@ def test_earlier_out_is_replaced_by_a_complete_run(tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_interrupted_run_leaves_out_untouched_and_resumes(tmp_path):
+def test_interrupted_run_leaves_out_untouched_and_resumes(tmp_path, capsys):
     out = tmp_path / "out"
     baseline = _run(out, *SLOW)
     assert baseline.returncode == 0, baseline.stderr
@@ -146,12 +146,15 @@ def test_interrupted_run_leaves_out_untouched_and_resumes(tmp_path):
     staged = sorted(p.name for p in record.parent.iterdir())
     assert staged == ["random.json"]  # the finished method, not the interrupted one
 
-    refused = _run(out, *SLOW)  # without --resume: the records are not thrown away
-    assert refused.returncode == 2
-    _assert_one_line_error(refused.stderr, "--resume")
-    mismatch = _run(out, *SLOW, "--seed", "1", "--resume")
-    assert mismatch.returncode == 2
-    _assert_one_line_error(mismatch.stderr, "other settings", "seed")
+    with pytest.raises(SystemExit) as refused:  # without --resume: records are kept
+        cli.main(["benchmark", *SLOW, "--out", str(out)])
+    assert refused.value.code == 2
+    _assert_one_line_error(capsys.readouterr().err, "--resume")
+    with pytest.raises(SystemExit) as mismatch:
+        cli.main(["benchmark", *SLOW, "--seed", "1", "--resume", "--out", str(out)])
+    assert mismatch.value.code == 2
+    _assert_one_line_error(capsys.readouterr().err, "other settings", "seed")
+    assert _tree(out) == before and sorted(p.name for p in record.parent.iterdir()) == staged
 
     resumed = _run(out, *SLOW, "--resume")
     assert resumed.returncode == 0, resumed.stderr
