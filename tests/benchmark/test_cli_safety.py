@@ -178,6 +178,7 @@ def test_closed_stdout_ends_quietly(tmp_path, unbuffered):
     first = proc.stdout.readline()  # what `| head -1` reads, then it closes the pipe
     proc.stdout.close()
     err = proc.stderr.read().decode()
+    proc.stderr.close()
     proc.wait(timeout=300)
     assert first.startswith(b"Benchmark:")
     assert "Traceback" not in err and "BrokenPipe" not in err, err
