@@ -8,11 +8,14 @@
 from captum_soundness.attr._common import AGGREGATIONS, aggregate
 from captum_soundness.attr._fullgrad import FullGrad, FullGradDecomposition
 from captum_soundness.attr._gradcam_plus_plus import LayerGradCamPlusPlus
+from captum_soundness.attr._recipes import LR_SCHEDULES, PRESETS
 from captum_soundness.attr._simple_masking import OBJECTIVES, SimpleMasking
 
 __all__ = [
     "AGGREGATIONS",
+    "LR_SCHEDULES",
     "OBJECTIVES",
+    "PRESETS",
     "FullGrad",
     "FullGradDecomposition",
     "LayerGradCamPlusPlus",

@@ -357,10 +357,7 @@ def test_defaults_match_the_paper():
     params = inspect.signature(SimpleMasking.attribute).parameters
     assert list(params)[:4] == ["self", "inputs", "target", "additional_forward_args"]
     defaults = {k: v.default for k, v in params.items()}
-    assert defaults["n_fill_samples"] == 10 and defaults["steps"] == 2000
-    assert defaults["lr"] == 0.05 and defaults["downsample"] == 4
-    assert defaults["l1"] == 2e-5 and defaults["tv"] == 0.01
-    assert defaults["objective"] == "reference" and defaults["fill"] is None
+    assert defaults["preset"] == "paper" and defaults["fill"] is None  # values: test_recipes
     assert all(
         params[k].kind is inspect.Parameter.KEYWORD_ONLY
         for k in ("fill", "steps", "seed", "max_examples_per_batch")
@@ -414,6 +411,18 @@ X = _x()
         ({"tv": -0.1}, ValueError, "tv"),
         ({"tv": float("inf")}, ValueError, "tv"),
         ({"objective": "cross_entropy"}, ValueError, "objective"),
+        ({"preset": "slow"}, ValueError, "preset"),
+        ({"preset": None}, ValueError, "preset"),
+        ({"lr_schedule": "exponential"}, ValueError, "lr_schedule"),
+        ({"lr_schedule": 1}, ValueError, "lr_schedule"),
+        ({"area": 0.0}, ValueError, "area"),
+        ({"area": 1.0}, ValueError, "area"),
+        ({"area": -0.1}, ValueError, "area"),
+        ({"area": float("nan")}, ValueError, "area"),
+        ({"area": "0.1"}, TypeError, "area"),
+        ({"area_weight": -1.0}, ValueError, "area_weight"),
+        ({"area_weight": float("inf")}, ValueError, "area_weight"),
+        ({"area_weight": "1"}, TypeError, "area_weight"),
         ({"fill": "black"}, TypeError, "fill"),
         ({"fill": DatasetFill(torch.zeros(4, 3, 6, 5))}, ValueError, "fill"),
         ({"fill": DatasetFill(torch.zeros(4, 2, 5, 5))}, ValueError, "fill"),
