@@ -109,13 +109,13 @@ def _benchmark_description() -> str:
         "Explain held-out MNIST digits for every label with Captum's methods and "
         "SimpleMasking (plus its TV / upsampling ablations and a random floor); report "
         "completeness, soundness, insertion/deletion AUC and seconds per map. "
-        f"Defaults: {D.images} images, {D.steps} SimpleMasking steps. --quick: "
-        f"{QUICK_SETTINGS.images} images, {QUICK_SETTINGS.steps} steps (smoke test). "
-        f"--full: {FULL_SETTINGS.images} images, {FULL_SETTINGS.steps} steps (paper "
-        "scale; slow on a CPU). Outputs are written beside --out and moved into place "
-        "at the end: an existing --out is either replaced by a complete run or left "
-        "untouched. Ctrl-C stops with status 130, keeping the finished methods for "
-        "--resume."
+        f"Defaults: {D.images} images, SimpleMasking preset {D.preset!r} ({D.steps} steps). "
+        f"--quick: {QUICK_SETTINGS.images} images, {QUICK_SETTINGS.steps} steps (smoke "
+        f"test). --full: {FULL_SETTINGS.images} images, preset {FULL_SETTINGS.preset!r} "
+        f"({FULL_SETTINGS.steps} steps; paper scale, slow on a CPU). Outputs are written "
+        "beside --out and moved into place at the end: an existing --out is either "
+        "replaced by a complete run or left untouched. Ctrl-C stops with status 130, "
+        "keeping the finished methods for --resume."
     )
 
 

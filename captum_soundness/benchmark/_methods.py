@@ -214,6 +214,7 @@ def _simple_masking(
     return partial(
         SimpleMasking(model).attribute,
         fill=DatasetFill(context.pool),
+        preset=settings.preset,
         n_fill_samples=settings.n_fill_samples,
         steps=settings.steps,
         lr=settings.lr,
@@ -249,6 +250,26 @@ for _name, _label, _description, _options in (
 ):
     register(_name, label=_label, description=_description, needs_pool=True)(
         partial(_simple_masking, **_options)
+    )
+
+
+@register(
+    "simple_masking_area",
+    label="SimpleMasking area",
+    description="SimpleMasking, preset 'area' (area constraint 0.1, weight 3; 50 steps x 5)",
+    needs_pool=True,
+)
+def _simple_masking_area(
+    model: nn.Module, settings: BenchmarkSettings, context: BenchmarkContext
+) -> ExplainFunc:
+    """SimpleMasking's ``"area"`` recipe as it is (the settings' recipe knobs do not apply)."""
+    return partial(
+        SimpleMasking(model).attribute,
+        fill=DatasetFill(context.pool),
+        preset="area",
+        seed=settings.seed,
+        max_examples_per_batch=settings.masking_batch,
+        show_progress=settings.show_progress,
     )
 
 

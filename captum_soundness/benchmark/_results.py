@@ -175,7 +175,8 @@ class BenchmarkResult:
             "beta = 0.1 (Gupta et al. 2022). Insertion AUC = mean of the insertion curve at "
             "the predicted label over the fractions; deletion AUC = mean of the deletion "
             "curve at the predicted label over the same fractions (lower is better).",
-            f"- SimpleMasking: DatasetFill on {s.pool_size} training digits, {s.steps} steps, "
+            f"- SimpleMasking: preset `{s.preset}`, DatasetFill on {s.pool_size} training "
+            f"digits, {s.steps} steps, "
             f"{s.n_fill_samples} fill samples, lr {s.lr}, l1 {s.l1}, tv {s.tv}, "
             f"downsample {s.downsample}; ablations set tv = 0 and/or downsample = 1.",
             f"- Baselines: IG {s.ig_steps} steps (zero baseline); SmoothGrad "

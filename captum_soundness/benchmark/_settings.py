@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from captum_soundness._utils.rng import SEED_SPACE
+from captum_soundness.attr import PRESETS
 from captum_soundness.benchmark import _methods  # noqa: F401  (fills the registry)
 from captum_soundness.benchmark._registry import METHODS
 from captum_soundness.fills import BlurFill, ConstantFill, DatasetFill, Fill, MeanFill, NoiseFill
@@ -61,8 +62,14 @@ class BenchmarkSettings:
     Attributes:
         images: Number of held-out images (balanced over the digits, chosen by ``seed``).
         methods: Method names (keys of :data:`METHODS`), in report order.
-        steps: Adam steps of SimpleMasking (reference 2000).
-        n_fill_samples: Fill samples per example and step of SimpleMasking (reference 10).
+        preset: SimpleMasking's recipe (:data:`~captum_soundness.attr.PRESETS`):
+            ``"fast"`` by default, ``"paper"`` with ``--full``. ``steps``,
+            ``n_fill_samples``, ``lr``, ``l1``, ``tv`` and ``downsample`` below are given
+            to SimpleMasking explicitly and so override the preset's values (the
+            presets set them to the preset's).
+        steps: Adam steps of SimpleMasking (paper 2000, fast 10).
+        n_fill_samples: Fill samples per example and step of SimpleMasking (paper 10,
+            fast 5).
         pool_size: Training digits in the :class:`~captum_soundness.fills.DatasetFill`
             pool that SimpleMasking trains with (reference 100 to 1000).
         downsample: SimpleMasking's down-sampling factor ``s`` (ablations use 1).
@@ -95,8 +102,9 @@ class BenchmarkSettings:
 
     images: int = 20
     methods: tuple[str, ...] = ()
-    steps: int = 200
-    n_fill_samples: int = 5
+    preset: str = "fast"
+    steps: int = PRESETS["fast"]["steps"]
+    n_fill_samples: int = PRESETS["fast"]["n_fill_samples"]
     pool_size: int = 1000
     downsample: int = 4
     lr: float = 0.05
@@ -149,12 +157,13 @@ QUICK_SETTINGS = DEFAULT_SETTINGS.replace(
     sanity=False,
 )
 
-#: ``--full``: the paper's SimpleMasking settings (2000 steps, 10 fill samples, a pool of
-#: 1000 training images) on 100 images (10 per digit).
+#: ``--full``: the paper's SimpleMasking recipe (preset ``"paper"``: 2000 steps, 10 fill
+#: samples; a pool of 1000 training images) on 100 images (10 per digit).
 FULL_SETTINGS = DEFAULT_SETTINGS.replace(
     images=100,
-    steps=2000,
-    n_fill_samples=10,
+    preset="paper",
+    steps=PRESETS["paper"]["steps"],
+    n_fill_samples=PRESETS["paper"]["n_fill_samples"],
     smoothgrad_samples=50,
     sanity_images=20,
     explain_batch=200,
@@ -312,6 +321,10 @@ def check_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
         TypeError: A setting of the wrong type, naming it.
     """
     check_method_settings(settings)
+    if settings.preset not in PRESETS:
+        raise ValueError(
+            f"`preset` must be one of {', '.join(map(repr, PRESETS))}, got {settings.preset!r}."
+        )
     if settings.images > 1000:
         raise ValueError(
             f"`images` must be at most 1000 (the held-out set), got {settings.images}."
