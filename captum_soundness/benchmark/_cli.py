@@ -119,6 +119,32 @@ def _benchmark_description() -> str:
     )
 
 
+def _add_preset(parser: Any) -> None:
+    from captum_soundness.attr import PRESETS
+    from captum_soundness.benchmark._settings import DEFAULT_SETTINGS as D
+
+    parser.add_argument(
+        "--preset",
+        choices=tuple(PRESETS),
+        help=f"SimpleMasking's recipe (default {D.preset!r}; 'paper' is the reference recipe "
+        "of Gupta et al.); --steps overrides its number of steps",
+    )
+
+
+def _preset_changes(args: argparse.Namespace) -> dict[str, object]:
+    """The settings of ``--preset`` (its steps and fill samples), before ``--steps``."""
+    from captum_soundness.attr import PRESETS
+
+    if args.preset is None:
+        return {}
+    recipe = PRESETS[args.preset]
+    return {
+        "preset": args.preset,
+        "steps": recipe["steps"],
+        "n_fill_samples": recipe["n_fill_samples"],
+    }
+
+
 def _add_benchmark(sub: Any) -> None:
     from captum_soundness.benchmark._registry import METHODS
     from captum_soundness.benchmark._settings import DEFAULT_SETTINGS as D
@@ -143,6 +169,7 @@ def _add_benchmark(sub: Any) -> None:
         + ", ".join(METHODS),
     )
     bench.add_argument("--list-methods", action="store_true", help="list the methods and exit")
+    _add_preset(bench)
     bench.add_argument(
         "--steps", type=positive_int, help=f"SimpleMasking optimisation steps (default {D.steps})"
     )
@@ -278,6 +305,7 @@ def _add_run_options(run: Any) -> None:
         metavar="all|LIST|imagenet6",
         help="labels to explain (default all); a list restricts the softmax to it",
     )
+    _add_preset(run)
     run.add_argument("--steps", type=positive_int, help=f"SimpleMasking steps (default {D.steps})")
     run.add_argument(
         "--fill",
@@ -329,7 +357,8 @@ def _benchmark_settings(args: argparse.Namespace) -> Any:
     )
 
     settings = QUICK_SETTINGS if args.quick else FULL_SETTINGS if args.full else DEFAULT_SETTINGS
-    changes: dict[str, object] = {
+    changes: dict[str, object] = _preset_changes(args)
+    changes |= {
         name: getattr(args, name)
         for name in ("images", "steps", "seed", "fill", "device")
         if getattr(args, name) is not None
@@ -407,7 +436,8 @@ def _evaluate_settings(args: argparse.Namespace) -> Any:
     from captum_soundness.benchmark._registry import METHODS
     from captum_soundness.benchmark._settings import DEFAULT_SETTINGS, resolve_methods
 
-    changes: dict[str, object] = {
+    changes: dict[str, object] = _preset_changes(args)
+    changes |= {
         name: getattr(args, name)
         for name in ("steps", "seed", "fill", "device")
         if getattr(args, name) is not None

@@ -9,11 +9,14 @@ import sys
 import pytest
 import torch
 
+from captum_soundness.attr import PRESETS
 from captum_soundness.benchmark import (
+    DEFAULT_SETTINGS,
     METHODS,
     METRICS,
     QUICK_SETTINGS,
     SANITY_METRICS,
+    check_settings,
     format_table,
     parse_fill,
     run_benchmark,
@@ -209,3 +212,28 @@ def test_methods_all_combines_with_names(tmp_path, capsys):
     assert cli.main([*argv, "--methods", "random,all"]) == 0
     data = json.loads((out / "results.json").read_text())
     assert list(data["methods"]) == ["random"] + [m for m in METHODS if m != "random"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], ("fast", PRESETS["fast"]["steps"], PRESETS["fast"]["n_fill_samples"])),
+        (["--full"], ("paper", 2000, 10)),
+        (["--preset", "paper"], ("paper", 2000, 10)),
+        (["--preset", "area", "--steps", "7"], ("area", 7, PRESETS["area"]["n_fill_samples"])),
+        (["--quick", "--preset", "paper"], ("paper", 2000, 10)),
+    ],
+)
+def test_preset_option_sets_simple_masking_recipe(argv, expected):
+    args = cli.build_parser().parse_args(["benchmark", *argv])
+    settings = cli._benchmark_settings(args)
+    assert (settings.preset, settings.steps, settings.n_fill_samples) == expected
+    if "--full" not in argv and "--quick" not in argv:  # benchmark-only options
+        ev_argv = ["evaluate", "--model", "m:f", "--data", ".", "--out", "o", *argv]
+        ev_settings = cli._evaluate_settings(cli.build_parser().parse_args(ev_argv))
+        assert (ev_settings.preset, ev_settings.steps) == expected[:2]
+
+
+def test_bad_preset_in_settings_is_named():
+    with pytest.raises(ValueError, match="preset"):
+        check_settings(DEFAULT_SETTINGS.replace(preset="slow"))
