@@ -12,6 +12,7 @@ def _seed_doctests(request: pytest.FixtureRequest) -> None:
     if isinstance(request.node, pytest.DoctestItem):
         torch.manual_seed(0)
 
+
 # Deprecated 0.1 module paths: thin aliases that warn on import; their names are tested
 # through their new homes, and tests/test_deprecations.py checks the aliases themselves.
 collect_ignore = [
