@@ -4,7 +4,7 @@ A *recipe* is the value of every hyper-parameter of :meth:`SimpleMasking.attribu
 <captum_soundness.attr.SimpleMasking.attribute>` that the caller leaves at ``None``:
 ``"paper"`` is the reference recipe of Gupta et al. (2022), ``"fast"`` and ``"area"``
 were designed and measured with ``bench/bench_masking_recipes.py`` (the documentation's
-benchmark page has the numbers).
+*Mask recipes* page has the numbers).
 """
 
 from __future__ import annotations

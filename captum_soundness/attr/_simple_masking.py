@@ -130,7 +130,7 @@ class SimpleMasking(Attribution):
       perturbation on the same evaluation at a fraction of its time.
 
     The measured numbers (time per map, completeness at the prediction, soundness over
-    the other labels, spread across seeds) are on the documentation's benchmark page.
+    the other labels, spread across seeds) are on the documentation's *Mask recipes* page.
     Measure on your own model before relying on a preset other than ``"paper"``: the
     step count that settles the ranking depends on the model and the input size.
 
