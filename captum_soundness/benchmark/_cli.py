@@ -474,9 +474,9 @@ def _evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             resume=args.resume,
             figures=not args.no_figures,
         )
-        result = job.run()
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError) as error:  # an argument: the usage line helps
         parser.error(str(error))
+    result = job.run()  # its errors are one line (main)
     if result is not None:
         print(
             "Wrote results.json, results.csv, report.md"

@@ -10,6 +10,7 @@ interrupted and resumed.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import sys
 import tempfile
 import time
@@ -355,10 +356,36 @@ def _config(plan: _Plan, name: str | None) -> dict[str, Any]:
         settings.pop(key)
     return {
         "model": name or type(plan.source).__name__,
+        "model_sha256": _tensors_sha256(plan.source.state_dict().values()),
         "labels": plan.label_ids,
         "indices": plan.indices,
+        "dataset": _dataset_identity(plan.dataset),
         "dataset_size": len(plan.dataset),
+        "pool_sha256": _tensors_sha256([plan.context.pool]),
         "settings": settings,
+    }
+
+
+def _tensors_sha256(tensors: Any) -> str:
+    """SHA-256 of the values, dtypes and shapes of ``tensors`` (weights, fill pool), so that
+    a resumed run with other weights or another pool is refused instead of mixed in."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        if isinstance(t, Tensor):
+            t = t.detach().to("cpu").contiguous()
+            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _dataset_identity(dataset: Dataset) -> dict[str, Any]:
+    """What identifies an image folder's inputs (files, size, normalisation), when known."""
+    files = getattr(dataset, "files", None)
+    return {
+        "root": str(getattr(dataset, "root", type(dataset).__name__)),
+        "files": None if files is None else [str(f) for f in files],
+        "image_size": getattr(dataset, "image_size", None),
+        "normalize": repr(getattr(dataset, "normalize", None)),
     }
 
 

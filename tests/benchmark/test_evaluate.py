@@ -184,6 +184,27 @@ def test_torchvision_model_with_weights_file(folders, tmp_path):
     assert set(data["methods"]) == {"saliency", "gradcam"}
 
 
+def test_resume_with_other_weights_is_refused(folders, tmp_path, capsys):
+    from torchvision.models import resnet18
+
+    out = tmp_path / "out"
+    argv = ["evaluate", "--model", "torchvision.models:resnet18"]
+    argv += ["--model-kwargs", '{"num_classes": 3}', "--weights", str(tmp_path / "w.pt")]
+    argv += ["--data", str(folders / "data"), "--image-size", "32", "--images", "1"]
+    argv += ["--methods", "saliency", "--no-progress", "--no-figures", "--out", str(out)]
+    for seed in (0, 1):  # the same architecture, other weights
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            torch.save(resnet18(num_classes=3).state_dict(), tmp_path / "w.pt")
+        if seed == 0:
+            assert cli.main(argv) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.main([*argv, "--resume"])
+    assert info.value.code == 2
+    assert "model_sha256" in capsys.readouterr().err
+
+
 def test_occupied_out_is_refused(folders, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
