@@ -397,6 +397,9 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     try:
         return _run_staged(args, settings, staging)
     except KeyboardInterrupt:
+        if staging.published:  # Ctrl-C held back during the move: the run is complete
+            print(f"Interrupted after the results were written to {args.out}.", file=sys.stderr)
+            return 130
         kept = f"the finished methods are kept in {staging.path} (--resume continues)"
         if not staging.has_records():
             staging.discard()

@@ -164,6 +164,7 @@ class Staging:
         self.out = out
         self.path = out.parent / f".{out.name}.partial"
         self.records = self.path / "records"
+        self.published = False  # the outputs are in place (set by publish)
         self._lock_fd: int | None = None
 
     def has_records(self) -> bool:
@@ -248,11 +249,16 @@ class Staging:
         self.unlock()
 
     def publish(self) -> None:
-        """Moves the staged outputs into place (see the module docstring)."""
-        _remove(self.records)
+        """Moves the staged outputs into place (see the module docstring).
+
+        Ctrl-C is held back for the whole move (a held-back one arrives after it, with
+        :attr:`published` set), so an interruption never loses the method records nor
+        leaves ``out`` half replaced.
+        """
         trash = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-        _remove(trash)  # left by a crash of an earlier process with this id
         with _sigint_blocked():
+            _remove(trash)  # left by a crash of an earlier process with this id
+            _remove(self.records)
             if self.out.exists() or self.out.is_symlink():
                 os.replace(self.out, trash)
                 try:
@@ -262,6 +268,7 @@ class Staging:
                     raise
             else:
                 os.replace(self.path, self.out)
+            self.published = True
             _remove(trash)
         self.unlock()
 
