@@ -48,7 +48,8 @@ Where things live: ``_settings`` (settings, presets, :func:`check_settings`),
 ``_registry`` (:func:`register`, :data:`METHODS`), ``_methods`` (the registered methods),
 ``_runner`` (:func:`run_benchmark`), ``_results`` (result classes, column definitions),
 ``_outputs`` (JSON, CSV, Markdown), ``_figures``, ``_staging`` (the safe ``--out``),
-``_cli``; for own models and data sets ``_dataset`` (image folders), ``_evaluate``
+``_cli``; for own models and data sets ``_dataset`` (image folders), ``_loading``
+(the command's model, data and pool), ``_evaluate``
 (:func:`evaluate_dataset`), ``_records`` (atomic per-batch records, resume, merge),
 ``_distributed`` (torch.distributed).
 """

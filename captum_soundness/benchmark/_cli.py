@@ -385,8 +385,8 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         return 1
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.steps is not None and not any(
-        m.startswith("simple_masking") for m in settings.methods
+    if args.steps is not None and not any(  # the "area" method keeps its own recipe
+        m.startswith("simple_masking") and m != "simple_masking_area" for m in settings.methods
     ):
         print(
             "note: --steps sets SimpleMasking's optimisation steps; no SimpleMasking method "

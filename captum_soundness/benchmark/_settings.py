@@ -67,7 +67,7 @@ class BenchmarkSettings:
             ``n_fill_samples``, ``lr``, ``l1``, ``tv`` and ``downsample`` below are given
             to SimpleMasking explicitly and so override the preset's values (the
             presets set them to the preset's).
-        steps: Adam steps of SimpleMasking (paper 2000, fast 10).
+        steps: Adam steps of SimpleMasking (paper 2000, fast 5).
         n_fill_samples: Fill samples per example and step of SimpleMasking (paper 10,
             fast 5).
         pool_size: Training digits in the :class:`~captum_soundness.fills.DatasetFill`
