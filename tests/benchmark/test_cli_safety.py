@@ -18,7 +18,7 @@ from captum_soundness.benchmark import _cli as cli
 
 QUICK = ["--quick", "--methods", "random,saliency", "--no-figures", "--no-sanity"]
 #: A run slow enough (SimpleMasking) to be interrupted after its first method.
-SLOW = ["--quick", "--methods", "random,simple_masking", "--steps", "200"]
+SLOW = ["--quick", "--methods", "random,simple_masking", "--steps", "600"]
 SLOW += ["--no-figures", "--no-sanity", "--no-progress"]
 #: Keys whose values are timings (they differ between runs).
 TIMINGS = {"started", "wall_seconds", "seconds", "seconds_per_map"}
