@@ -36,8 +36,8 @@ def sample_fill(
         inputs: ``(N, C, *spatial)`` inputs to fill.
         n_samples: Samples per example.
         generator: Passed to :meth:`~captum_soundness.fills.Fill.sample`.
-        examples: The example index of each row of ``inputs`` (for error messages;
-            the rows themselves when ``None``).
+        examples: The example index of each row of ``inputs`` (for error messages, and
+            to pick the rows of per-example baselines; the rows themselves when ``None``).
         check: Check that the samples are finite (one synchronisation). Hot loops that
             check their results anyway pass ``False`` and call :func:`check_fill_samples`
             when a result is not finite.
@@ -49,6 +49,10 @@ def sample_fill(
         ValueError: If the fill returned another shape than ``(n_samples or 1,
             *inputs.shape)``, or NaN or infinite values.
     """
+    from captum_soundness._utils.baselines import ExampleFill  # fills import this module
+
+    if isinstance(fill, ExampleFill) and examples is not None:
+        fill = fill.select(examples)  # per-example baselines of the rows at hand
     samples = fill.sample(inputs, n_samples, generator)
     shape = (n_samples, *inputs.shape)
     if samples.dim() != inputs.dim() + 1 or samples.shape[0] not in (1, n_samples):

@@ -97,8 +97,9 @@ def not_probabilities_error(what: str, examples: Sequence[int], detail: str = ""
     """The error of :func:`check_probabilities` (``detail``: e.g. the range found)."""
     return ValueError(
         f"{what}: values outside [0, 1] (examples {format_examples(examples)}{detail}), "
-        "but apply_softmax=False declares them to be probabilities. Pass "
-        "apply_softmax=True for logits or other unnormalised scores."
+        "but head='probabilities' (or the deprecated apply_softmax=False) declares them "
+        "to be probabilities. Pass head='softmax' for logits of a multi-class model, "
+        "'sigmoid' for one logit per label or 'binary' for a single logit."
     )
 
 

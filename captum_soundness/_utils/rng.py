@@ -1,4 +1,10 @@
-"""Random number generators that never touch PyTorch's global RNG."""
+"""Random number generators, seeded the PyTorch way.
+
+``seed=None`` draws one seed from PyTorch's global RNG (DataLoader's rule: one
+``int64`` draw per call), so ``torch.manual_seed`` makes a run repeatable; an ``int`` seed
+or a :class:`torch.Generator` leaves the global RNG untouched. All random numbers of a
+call then come from the call's own generator.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ from numbers import Integral
 
 import torch
 
-__all__ = ["SEED_SPACE", "SeedType", "draw_seeds", "make_generator"]
+__all__ = ["SEED_SPACE", "SeedType", "draw_seeds", "global_seed", "make_generator"]
 
 SeedType = int | torch.Generator | None
 
@@ -20,9 +26,11 @@ def make_generator(
     """Builds a :class:`torch.Generator` on ``device``.
 
     Args:
-        seed: ``None`` (a fresh, non-deterministically seeded generator; the global RNG
-            is neither read nor advanced), an ``int`` seed, or a ``torch.Generator``
-            (returned as is; it must live on ``device``).
+        seed: ``None`` (a seed drawn from PyTorch's global RNG with
+            :func:`global_seed`: one draw, so ``torch.manual_seed`` makes the call
+            repeatable), an ``int`` seed, or a ``torch.Generator`` (returned as is; it
+            must live on ``device``). Call it before any block that restores the global
+            RNG, so that the draw counts.
         device: Device the random numbers are drawn on.
         name: Argument name used in error messages.
     """
@@ -36,7 +44,7 @@ def make_generator(
         return seed
     generator = torch.Generator(device=device)
     if seed is None:
-        generator.seed()
+        generator.manual_seed(global_seed())
     elif isinstance(seed, Integral) and not isinstance(seed, bool):
         generator.manual_seed(int(seed))
     else:
@@ -49,3 +57,9 @@ def draw_seeds(generator: torch.Generator, n: int) -> list[int]:
     return torch.randint(
         0, SEED_SPACE, (n,), generator=generator, device=generator.device
     ).tolist()
+
+
+def global_seed() -> int:
+    """One seed drawn from PyTorch's global (CPU) RNG, as :class:`~torch.utils.data.DataLoader`
+    draws its base seed: ``torch.empty((), dtype=torch.int64).random_()``."""
+    return int(torch.empty((), dtype=torch.int64).random_().item())
