@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import captum.log
 import torch
 from torch import Tensor, nn
 
@@ -38,15 +39,19 @@ def find_module(forward_func: Callable[..., Any]) -> nn.Module | None:
     return None
 
 
+#: The folder of ``captum.log``, whose ``log_usage`` wraps the ``attribute`` methods.
+_CAPTUM_LOG_DIR = os.path.dirname(os.path.abspath(captum.log.__file__)) + os.sep
+
+
 def user_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside this package."""
+    """The ``stacklevel`` that points a warning at the first frame outside this package
+    (and outside Captum's ``captum.log`` wrapper around ``attribute`` methods)."""
     # The package root (captum_soundness/), not this module's folder (_utils/).
     package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    skipped = (package_dir + os.sep, _CAPTUM_LOG_DIR)
     frame = sys._getframe(1)
     level = 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
-        package_dir + os.sep
-    ):
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(skipped):
         frame = frame.f_back
         level += 1
     return level

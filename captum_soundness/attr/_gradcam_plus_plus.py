@@ -7,15 +7,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from captum._utils.typing import TargetType
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from captum.attr._utils.attribution import GradientAttribution, LayerAttribution
+from captum.log import log_usage
 from torch import Tensor
 from torch.nn import Module
 
 from captum_soundness._utils.finite import check_finite
-from captum_soundness._utils.forward import check_forward_args, run_forward, target_scores
+from captum_soundness._utils.forward import check_forward_args
+from captum_soundness._utils.inputs import format_inputs, format_like, num_examples
 from captum_soundness._utils.model_state import find_module, preserved_model, warn_if_training
-from captum_soundness._utils.validation import check_choice, check_inputs, check_targets
+from captum_soundness._utils.targets import Targets, resolve_targets
+from captum_soundness._utils.validation import check_choice
 from captum_soundness.attr._common import AGGREGATIONS, aggregate
 
 __all__ = ["LayerGradCamPlusPlus"]
@@ -49,7 +52,10 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
     one channel, ``(N, 1, *layer_spatial)``; upsample it to the input with
     :meth:`~captum.attr.LayerAttribution.interpolate`. The model is left as found
     (training flags, ``requires_grad``, ``.grad``, buffers); a :class:`UserWarning` is
-    issued when it is in training mode.
+    issued when it is in training mode. Inputs and targets follow Captum's conventions
+    (a tensor or a tuple of tensors; Captum's ``TargetType``), and :meth:`attribute` is
+    wrapped like Captum's methods, so :class:`~captum.attr.NoiseTunnel` and
+    :func:`captum.metrics.sensitivity_max` work with it.
 
     Args:
         forward_func (Callable or torch.nn.Module): The model or its forward function,
@@ -72,6 +78,9 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
         >>> maps = cam.attribute(x, target=[1, 4])
         >>> maps.shape, LayerAttribution.interpolate(maps, (8, 8)).shape
         (torch.Size([2, 1, 8, 8]), torch.Size([2, 1, 8, 8]))
+        >>> from captum.attr import NoiseTunnel
+        >>> NoiseTunnel(cam).attribute(x, nt_samples=3, stdevs=0.1, target=1).shape
+        torch.Size([2, 1, 8, 8])
     """
 
     def __init__(self, forward_func: Callable[..., Any], layer: Module) -> None:
@@ -80,6 +89,12 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
         if not isinstance(layer, Module):
             raise TypeError(f"`layer` must be a torch.nn.Module, got {type(layer).__name__}.")
         model = find_module(forward_func)
+        if isinstance(model, torch.jit.ScriptModule) or isinstance(layer, torch.jit.ScriptModule):
+            raise TypeError(
+                "`forward_func` or `layer` is a TorchScript (traced or scripted) model, whose "
+                "layers run no forward hooks: GradCAM++ could not see the activations. Pass "
+                "the Python model (torch.nn.Module) and one of its layers."
+            )
         if model is not None and not any(layer is m for m in model.modules()):
             raise ValueError(
                 f"`layer` ({type(layer).__name__}) is not a submodule of the model: pass one "
@@ -88,25 +103,35 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
         LayerAttribution.__init__(self, forward_func, layer)
         GradientAttribution.__init__(self, forward_func)
 
+    @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: TensorOrTupleOfTensorsGeneric,
         target: TargetType = None,
         additional_forward_args: Any = None,
         *,
         aggregation: str = "positive",
         relu_attributions: bool = True,
         attribute_to_layer_input: bool = False,
-    ) -> Tensor:
+    ) -> Tensor | tuple[Tensor]:
         r"""Computes GradCAM++ maps at the layer.
 
         Args:
-            inputs (Tensor): Inputs ``(N, C, *spatial)``.
-            target (int, list or Tensor, optional): Label per example (Captum's
-                ``TargetType``). ``None`` explains the predicted label (or the single
-                output of a model with one output per example).
+            inputs (Tensor or tuple[Tensor, ...]): The model's inputs, batch first: a
+                tensor or a tuple of tensors (multi-input models, called as
+                ``forward_func(*inputs, *additional_forward_args)``), each of rank >= 2
+                with the same number :math:`N` of examples, as in Captum's
+                :class:`~captum.attr.LayerGradCam`.
+            target (int, tuple, Tensor or list, optional): Captum's ``TargetType``,
+                resolved as Captum resolves it: an int (the same label for every
+                example), a tuple (one index into a multi-dimensional output), a tensor
+                of one or :math:`N` labels, or a list of :math:`N` ints or tuples. A tuple
+                is never read as one label per example: ``target=(1, 0)`` on an
+                ``(N, C)`` output raises. ``None`` explains the predicted label of an
+                ``(N, C)`` output, or the single score of a model with one output per
+                example.
             additional_forward_args (Any, optional): Further arguments of
-                ``forward_func``.
+                ``forward_func``; tensors with a batch dimension have :math:`N` rows.
             aggregation (str, optional): :math:`\psi` applied to the gradients in the
                 channel weights: ``"positive"`` (default, the published GradCAM++),
                 ``"signed"`` or ``"absolute"``.
@@ -117,9 +142,16 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
 
         Returns:
             *Tensor* ``(N, 1, *layer_spatial)``: the maps (one channel, the layer's
-            spatial size; layers with output ``(N, K)`` give ``(N, 1)``).
+            spatial size; layers with output ``(N, K)`` give ``(N, 1)``), in the
+            container of ``inputs``: the tensor for a tensor, a 1-tuple holding it for a
+            tuple of inputs (one layer, one map). Captum's
+            :class:`~captum.attr.LayerGradCam` returns the bare tensor for tuple inputs
+            too, which :func:`captum.metrics.sensitivity_max` (it calls the method on a
+            tuple and expects a tuple back) cannot use; here it can.
         """
-        inputs = check_finite(check_inputs(inputs, min_dim=2), "`inputs`")
+        xs, is_tuple = format_inputs(inputs, "inputs", min_dim=2)
+        for i, x in enumerate(xs):
+            check_finite(x, "`inputs`" if len(xs) == 1 else f"`inputs[{i}]`")
         aggregation = check_choice(aggregation, "aggregation", AGGREGATIONS)
         if not isinstance(relu_attributions, bool):
             raise TypeError(f"`relu_attributions` must be a bool, got {relu_attributions!r}.")
@@ -127,18 +159,17 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
             raise TypeError(
                 f"`attribute_to_layer_input` must be a bool, got {attribute_to_layer_input!r}."
             )
-        n = inputs.shape[0]
+        n = num_examples(xs)
         args = check_forward_args(additional_forward_args, n)
-        targets = check_targets(target, n, device=inputs.device, allow_none=True)
+        targets = resolve_targets(target, n, device=xs[0].device)
         warn_if_training(self.forward_func, "LayerGradCamPlusPlus")
-        grads, acts = self._layer_gradients(inputs, targets, args, attribute_to_layer_input)
+        grads, acts = self._layer_gradients(xs, targets, args, attribute_to_layer_input)
         maps = gradcam_plus_plus_map(grads, acts, aggregation, relu_attributions)
-        return check_finite(
-            maps, "The GradCAM++ maps (from the layer's activations and gradients)"
-        )
+        what = "The GradCAM++ maps (from the layer's activations and gradients)"
+        return format_like((check_finite(maps, what),), is_tuple)
 
     def _layer_gradients(
-        self, inputs: Tensor, targets: Tensor | None, args: Any, to_input: bool
+        self, inputs: tuple[Tensor, ...], targets: Targets, args: Any, to_input: bool
     ) -> tuple[Tensor, Tensor]:
         """One forward and one backward pass: the layer's activations and their gradients."""
         where = "input" if to_input else "output"
@@ -160,10 +191,10 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
             handle = self.layer.register_forward_pre_hook(lambda _m, inp: (keep(inp),))
         else:
             handle = self.layer.register_forward_hook(lambda _m, _inp, out: keep(out))
-        with preserved_model(self.forward_func, devices=[inputs.device]), torch.enable_grad():
+        with preserved_model(self.forward_func, devices=[inputs[0].device]), torch.enable_grad():
             try:
-                x = inputs.detach().requires_grad_(True)
-                out = run_forward(self.forward_func, x, args)
+                xs = tuple(x.detach().requires_grad_(True) for x in inputs)
+                out = forward_inputs(self.forward_func, xs, args)
             finally:
                 handle.remove()
             if not captured:
@@ -174,9 +205,58 @@ class LayerGradCamPlusPlus(LayerAttribution, GradientAttribution):
                     "needs a layer that is called once (give each call its own module)."
                 )
             check_finite(out.detach(), "The outputs of `forward_func`")
-            scores, _ = target_scores(out, targets, inputs.shape[0])
+            scores = explained_scores(out, targets)
             (grads,) = torch.autograd.grad(scores.sum(), captured[0])
         return grads.detach(), captured[0].detach()
+
+
+def forward_inputs(
+    forward_func: Callable[..., Any], inputs: tuple[Tensor, ...], args: tuple[Any, ...] | None
+) -> Tensor:
+    """``forward_func(*inputs, *args)`` (Captum's call of a multi-input model); a tensor."""
+    out = forward_func(*inputs, *(args or ()))
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            f"`forward_func` must return a tensor, got {type(out).__name__}. Wrap models "
+            "that return tuples or dicts so that they return one tensor of scores."
+        )
+    return out
+
+
+def explained_scores(output: Tensor, targets: Targets) -> Tensor:
+    """The explained score of every example, ``(N,)`` and differentiable.
+
+    The target selects one score per example as Captum's ``_select_targets`` does
+    (:class:`~captum_soundness._utils.targets.Targets`); an ``(N,)`` output counts as
+    ``(N, 1)``. Without a target, a model with one score per example explains that score
+    and an ``(N, C)`` output its predicted label (``argmax``); other outputs need a
+    target.
+
+    Raises:
+        ValueError: If the output has no row per example, if the target does not select
+            one score per example, or if it lies outside the output.
+    """
+    n = targets.n
+    if output.dim() == 0 or output.shape[0] != n:
+        raise ValueError(
+            f"`forward_func` must return one row of scores per input, got shape "
+            f"{tuple(output.shape)} for {n} inputs."
+        )
+    flat = output.reshape(n, -1)
+    if output.dim() == 1:
+        output = output.unsqueeze(1)
+    if targets.is_none:
+        if flat.shape[1] == 1:
+            return flat[:, 0]
+        if output.dim() != 2:
+            raise ValueError(
+                f"`target` is required for outputs of shape {tuple(output.shape)}: give an "
+                "int, a tuple index into the output, or one per example (Captum's TargetType)."
+            )
+        index = output.detach().argmax(dim=1)
+    else:
+        index = targets.flat(output.shape, device=output.device)
+    return flat.gather(1, index.view(-1, 1)).squeeze(1)
 
 
 def gradcam_plus_plus_map(

@@ -1,12 +1,18 @@
-"""Tests for LayerGradCamPlusPlus."""
+"""Tests for LayerGradCamPlusPlus: the published maps and Captum's conventions."""
 
 import pytest
 import torch
-from captum.attr import LayerAttribution
-from helpers import GradCamToy, seeded_randn
+from captum._utils.gradient import compute_layer_gradients_and_eval
+from captum.attr import LayerAttribution, LayerGradCam
+from captum.testing.helpers.basic_models import (
+    BasicModel_MultiLayer,
+    BasicModel_MultiLayer_MultiInput,
+)
+from helpers import GradCamToy, captum_model, seeded_randn
 from torch import nn
 
 from captum_soundness.attr import LayerGradCamPlusPlus
+from captum_soundness.attr._gradcam_plus_plus import gradcam_plus_plus_map
 
 
 def _x() -> torch.Tensor:
@@ -140,3 +146,61 @@ def test_layer_outside_model_and_labels_out_of_range():
     cam = LayerGradCamPlusPlus(lambda t: other(t), model.feat)
     with pytest.raises(ValueError, match="not called"):
         cam.attribute(x, target=0)
+
+
+# ---- Captum's conventions: inputs, targets, containers --------------------------------
+
+
+def _captum_reference(model, layer, inputs, target, args=None):
+    """GradCAM++ from the layer gradients and activations as Captum computes them for the
+    same target (``captum._utils.gradient.compute_layer_gradients_and_eval``)."""
+    with torch.enable_grad():
+        (grads,), (acts,) = compute_layer_gradients_and_eval(model, layer, inputs, target, args)
+    return gradcam_plus_plus_map(grads.detach(), acts.detach())
+
+
+def test_tuple_target_into_multidimensional_output_matches_captum_gradients():
+    model = captum_model(BasicModel_MultiLayer)
+    x = seeded_randn(4, 3, seed=2)
+    cam = LayerGradCamPlusPlus(model, model.linear1)
+    args = (None, True)  # Captum's model: multidim_output=True, outputs (N, 2, 2, 2)
+    for target in [(1, 0, 1), [(1, 0, 1), (0, 1, 1), (1, 1, 0), (0, 0, 0)]]:
+        got = cam.attribute(x, target=target, additional_forward_args=args)
+        want = _captum_reference(model, model.linear1, (x,), target, args)
+        assert got.shape == (4, 1)
+        assert torch.allclose(got, want, atol=1e-6)
+    with pytest.raises(ValueError, match="target"):  # one score per example is needed
+        cam.attribute(x, target=1, additional_forward_args=args)
+
+
+def test_tuple_target_on_two_dimensional_output_raises_as_in_captum():
+    model, x = GradCamToy(), _x()
+    with pytest.raises(AssertionError):  # Captum: "Cannot choose target column"
+        LayerGradCam(model, model.feat).attribute(x, target=(1, 0))
+    with pytest.raises(ValueError, match="tuple is one index"):
+        LayerGradCamPlusPlus(model, model.feat).attribute(x, target=(1, 0))
+
+
+@pytest.mark.parametrize(
+    "target", [2, torch.tensor(2), torch.tensor([2]), [2, 2], torch.tensor([2, 2]), -1]
+)
+def test_every_target_form_gives_the_same_map(target):
+    model, x = GradCamToy(), _x()
+    cam = LayerGradCamPlusPlus(model, model.feat)
+    assert torch.equal(cam.attribute(x, target=target), cam.attribute(x, target=2))
+
+
+def test_multi_input_model_and_input_container():
+    model = captum_model(BasicModel_MultiLayer_MultiInput)
+    xs = tuple(seeded_randn(3, 3, seed=s) for s in (1, 2, 3))
+    cam = LayerGradCamPlusPlus(model, model.model.linear1)
+    (got,) = cam.attribute(xs, target=[0, 1, 0], additional_forward_args=(2,))
+    want = _captum_reference(model, model.model.linear1, xs, [0, 1, 0], (2,))
+    assert torch.allclose(got, want, atol=1e-6)
+    # A tensor answers with a tensor, a 1-tuple with a 1-tuple; a batch of one works.
+    toy, x = GradCamToy(), _x()
+    toy_cam = LayerGradCamPlusPlus(toy, toy.feat)
+    single = toy_cam.attribute(x, target=[0, 2])
+    (one,) = toy_cam.attribute((x,), target=[0, 2])
+    assert isinstance(single, torch.Tensor) and torch.equal(single, one)
+    assert torch.equal(toy_cam.attribute(x[1:], target=2), single[1:])

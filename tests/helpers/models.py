@@ -20,10 +20,12 @@ __all__ = [
     "ContrastToy",
     "CountingModel",
     "GradCamToy",
+    "ImageMetaModel",
     "PatchModel",
     "RowSums",
     "X",
     "bn_dropout_cnn",
+    "captum_model",
     "fullgrad_cnn",
     "init_params_",
     "patch_inputs",
@@ -298,3 +300,31 @@ def stateful_mlp() -> nn.Module:
     """3 features -> linear -> batch-norm -> dropout -> linear (2 labels), default
     (unseeded) initialisation, training mode: for model-state tests."""
     return nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Dropout(0.1), nn.Linear(4, 2))
+
+
+# ---------------------------------------------------------------------------------------
+# Captum's own test models, and a multi-input model
+
+
+def captum_model(cls: type[nn.Module], *args, seed: int = 0, **kwargs) -> nn.Module:
+    """One of Captum's test models (``captum.testing.helpers.basic_models``), built with
+    torch's default initialisation under ``seed`` (global RNG restored), in eval mode."""
+    return _seeded_default_init(seed, lambda: cls(*args, **kwargs)).eval()
+
+
+class ImageMetaModel(nn.Module):
+    """A two-input model: an image ``(N, 2, 6, 6)`` through conv(3x3, 3 channels, bias) +
+    ReLU + pool, and tabular metadata ``(N, 4)`` through a linear layer; 3 labels.
+    ``forward(image, meta, scale=1.0)``. Weights ``randn * 0.5`` from generator ``seed``."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.meta = nn.Linear(4, 3)
+        self.head = nn.Linear(3 * 3 * 3 + 3, 3)
+        init_params_(self, seed=seed, scale=0.5)
+        self.eval()
+
+    def forward(self, image: torch.Tensor, meta: torch.Tensor, scale: float = 1.0):
+        feats = nn.functional.max_pool2d(torch.relu(self.conv(image)), 2).flatten(1)
+        return self.head(torch.cat([feats, torch.relu(self.meta(meta))], dim=1)) * scale
