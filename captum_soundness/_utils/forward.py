@@ -31,7 +31,12 @@ _SOFTMAX_NOTES: dict[bool | None, str] = {
 
 
 def chunk_slices(n: int, max_examples_per_batch: int | None) -> Iterator[slice]:
-    """Yields slices covering ``range(n)`` in chunks of at most ``max_examples_per_batch``."""
+    """Yields slices covering ``range(n)`` in chunks of at most ``max_examples_per_batch``.
+
+    ``max_examples_per_batch`` means, in every entry point, the maximum number of model
+    inputs (rows: examples, masked or clean, of every input tensor) per forward pass, as
+    in Captum's metrics; ``None`` runs all rows at once.
+    """
     step = n if max_examples_per_batch is None else max(1, max_examples_per_batch)
     for start in range(0, n, max(step, 1)):
         yield slice(start, min(start + step, n))
@@ -71,11 +76,16 @@ def check_forward_args(additional_forward_args: Any, n: int) -> tuple[Any, ...] 
 
 
 def run_forward(
-    forward_func: Callable[..., Any], inputs: Tensor, additional_forward_args: Any = None
+    forward_func: Callable[..., Any],
+    inputs: Tensor | tuple[Tensor, ...],
+    additional_forward_args: Any = None,
 ) -> Tensor:
-    """Calls ``forward_func(inputs, *additional_forward_args)`` and checks the output."""
+    """Calls ``forward_func(*inputs, *additional_forward_args)`` and checks that it
+    returns a tensor (Captum's convention: a tuple of inputs is unpacked into the
+    positional arguments, a single tensor is the first one)."""
     args = _format_additional_forward_args(additional_forward_args)
-    output = forward_func(inputs, *args) if args is not None else forward_func(inputs)
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    output = forward_func(*inputs, *args) if args is not None else forward_func(*inputs)
     if not isinstance(output, Tensor):
         raise TypeError(
             f"`forward_func` must return a tensor, got {type(output).__name__}. Wrap models "

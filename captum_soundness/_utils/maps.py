@@ -1,4 +1,9 @@
-"""Attributions -> saliency maps: validation, one-tensor tuples, channel reduction."""
+"""Attributions -> saliency maps: validation, one-tensor tuples, channel reduction.
+
+Multi-input attributions (a tuple per input tensor) are scored by
+:class:`~captum_soundness._utils.features.FeatureLayout`; :func:`check_attribution_rows`
+checks their container and number of rows first.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from torch import Tensor
 from captum_soundness._utils.finite import check_finite
 from captum_soundness.masking import reduce_channels
 
-__all__ = ["saliency_maps", "to_maps", "unwrap_single"]
+__all__ = ["check_attribution_rows", "saliency_maps", "to_maps", "unwrap_single"]
 
 
 def unwrap_single(attributions: Any, what: str) -> Any:
@@ -23,6 +28,47 @@ def unwrap_single(attributions: Any, what: str) -> Any:
             f"are not supported, got a {type(attributions).__name__} of {len(attributions)}."
         )
     return attributions
+
+
+def check_attribution_rows(attributions: Any, count: int, rows: int, what: str) -> None:
+    """Checks the container and batch size of attributions for ``count`` input tensors.
+
+    A tensor is accepted for one input tensor; a tuple (or a list of tensors) must hold
+    one tensor per input tensor. Every tensor needs ``rows`` rows (its first dimension).
+
+    Raises:
+        TypeError: For other objects, or a single tensor for several input tensors.
+        ValueError: For a tuple of another length, or another number of rows.
+    """
+    if isinstance(attributions, list) and not all(isinstance(a, Tensor) for a in attributions):
+        raise TypeError(
+            f"{what} must be a torch.Tensor or a tuple of tensors, got a list of "
+            f"{', '.join(sorted({type(a).__name__ for a in attributions})) or 'nothing'}."
+        )
+    if isinstance(attributions, (tuple, list)):
+        if len(attributions) != count:
+            raise ValueError(
+                f"{what} is a {type(attributions).__name__} of {len(attributions)}, but "
+                f"there are {count} input tensor(s): give one attribution per input."
+            )
+        parts = tuple(attributions)
+    elif count != 1:
+        raise TypeError(
+            f"{what} must be a tuple of {count} tensors (one per input tensor, Captum's "
+            f"convention), got {type(attributions).__name__}."
+        )
+    else:
+        parts = (attributions,)
+    for i, part in enumerate(parts):
+        name = what if count == 1 else f"{what}[{i}]"
+        if not isinstance(part, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(part).__name__}.")
+        if part.dim() == 0 or part.shape[0] != rows:
+            got = "no batch dimension" if part.dim() == 0 else f"batch size {part.shape[0]}"
+            raise ValueError(
+                f"{name} has {got} but the inputs hold {rows} examples "
+                f"(shape {tuple(part.shape)})."
+            )
 
 
 def saliency_maps(

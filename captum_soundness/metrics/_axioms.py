@@ -31,63 +31,83 @@ from captum._utils.typing import TargetType
 from torch import Tensor
 
 from captum_soundness._utils.finite import check_finite
-from captum_soundness._utils.forward import check_forward_args, run_forward, target_scores
-from captum_soundness._utils.maps import unwrap_single
+from captum_soundness._utils.forward import check_forward_args, run_forward
+from captum_soundness._utils.inputs import format_inputs
+from captum_soundness._utils.maps import check_attribution_rows
 from captum_soundness._utils.model_state import preserved_model
-from captum_soundness._utils.validation import (
-    check_inputs,
-    check_nonnegative_float,
-    check_positive_int,
-    check_targets,
-)
+from captum_soundness._utils.targets import Targets, resolve_targets
+from captum_soundness._utils.validation import check_nonnegative_float, check_positive_int
 
 __all__ = ["ig_completeness_error", "ig_completeness_passes", "ig_steps_for_tolerance"]
 
 
-def _baselines(baselines: Any, inputs: Tensor) -> Tensor:
-    if baselines is None:
-        return torch.zeros_like(inputs)
-    if isinstance(baselines, (tuple, list)):
-        if len(baselines) == 1:
-            baselines = baselines[0]
-        else:
-            raise TypeError(
-                "`baselines` must be None, a number or a single tensor (multi-input models "
-                "are not supported)."
+def _baselines(baselines: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+    """Captum's IG baselines, one tensor per input tensor broadcast to its shape."""
+    if isinstance(baselines, tuple):
+        if len(baselines) != len(inputs):
+            raise ValueError(
+                f"`baselines` is a tuple of {len(baselines)} but there are {len(inputs)} "
+                "input tensors: give one baseline per input."
             )
-    if isinstance(baselines, bool):
-        raise TypeError("`baselines` must be None, a number or a tensor, got bool.")
-    if isinstance(baselines, Real):
-        return torch.full_like(inputs, float(baselines))
-    if not isinstance(baselines, Tensor):
-        raise TypeError(
-            f"`baselines` must be None, a number or a tensor, got {type(baselines).__name__}."
+        items = baselines
+    elif isinstance(baselines, Tensor) and len(inputs) > 1:
+        raise ValueError(
+            f"`baselines` is a single tensor but there are {len(inputs)} input tensors: "
+            "give a tuple with one baseline per input (a number applies to all)."
         )
+    else:
+        items = (baselines,) * len(inputs)
+    name = (lambda i: f"`baselines[{i}]`") if len(inputs) > 1 else (lambda i: "`baselines`")
+    return tuple(_one_baseline(b, x, name(i)) for i, (b, x) in enumerate(zip(items, inputs)))
+
+
+def _one_baseline(baseline: Any, x: Tensor, name: str) -> Tensor:
+    if baseline is None:
+        return torch.zeros_like(x)
+    if isinstance(baseline, bool) or not isinstance(baseline, (Real, Tensor)):
+        raise TypeError(
+            f"{name} must be None, a number or a tensor (Captum's IG baselines), got "
+            f"{type(baseline).__name__}."
+        )
+    if isinstance(baseline, Real):
+        return torch.full_like(x, float(baseline))
     try:
-        return torch.broadcast_to(baselines.to(inputs), inputs.shape)
+        return torch.broadcast_to(baseline.to(x), x.shape)
     except RuntimeError as err:
         raise ValueError(
-            f"`baselines` of shape {tuple(baselines.shape)} does not broadcast to the inputs' "
-            f"shape {tuple(inputs.shape)}."
+            f"{name} of shape {tuple(baseline.shape)} does not broadcast to the inputs' "
+            f"shape {tuple(x.shape)}."
         ) from err
 
 
 def _scores(
-    forward_func: Callable[..., Any], x: Tensor, target: Tensor | None, args: Any
+    forward_func: Callable[..., Any], x: tuple[Tensor, ...], targets: Targets, args: Any
 ) -> Tensor:
+    """The explained score of every row: ``F(x)`` at the target (one score per row)."""
+    rows = x[0].shape[0]
     out = run_forward(forward_func, x, args)
-    if target is None and out.dim() == 2 and out.shape[1] != 1:
+    if out.dim() == 0 or out.shape[0] != rows:
         raise ValueError(
-            f"`target` is required: `forward_func` returns {out.shape[1]} outputs per "
-            "example; give the label that the attributions explain."
+            f"`forward_func` must return one row of scores per input, got shape "
+            f"{tuple(out.shape)} for {rows} inputs."
         )
-    return target_scores(out, target, x.shape[0])[0]
+    out = out.unsqueeze(1) if out.dim() == 1 else out
+    flat = out.reshape(rows, -1)
+    if targets.is_none:
+        if flat.shape[1] != 1:
+            raise ValueError(
+                f"`target` is required: `forward_func` returns {flat.shape[1]} outputs per "
+                "example; give the label that the attributions explain."
+            )
+        return flat[:, 0]
+    index = targets.flat(out.shape, flat.device)
+    return flat.gather(1, index.view(-1, 1)).squeeze(1)
 
 
 def ig_completeness_error(
     forward_func: Callable[..., Any],
-    inputs: Tensor,
-    attributions: Tensor,
+    inputs: Tensor | tuple[Tensor, ...],
+    attributions: Tensor | tuple[Tensor, ...],
     baselines: Any = None,
     target: TargetType = None,
     additional_forward_args: Any = None,
@@ -100,11 +120,12 @@ def ig_completeness_error(
 
     for attributions :math:`A` of input :math:`x` against baseline :math:`x'`, where
     :math:`F` is the explained output (the ``target`` score of ``forward_func``: the logit
-    if the model returns logits). Exact IG gives :math:`e = 0`; the numerical integral with
-    ``n_steps`` points typically needs 20 to 300 steps to get below a few percent
-    (Sundararajan et al., 2017). When :math:`F(x) = F(x')` the relative error is
-    undefined: it is reported as 0 if the attributions also sum to 0 and ``inf``
-    otherwise.
+    if the model returns logits) and the sum runs over every element of every input
+    tensor (Captum's IG attributes tuples of inputs jointly). Exact IG gives
+    :math:`e = 0`; the numerical integral with ``n_steps`` points typically needs 20 to
+    300 steps to get below a few percent (Sundararajan et al., 2017). When
+    :math:`F(x) = F(x')` the relative error is undefined: it is reported as 0 if the
+    attributions also sum to 0 and ``inf`` otherwise.
 
     **Raising n_steps until the error is small.** Recompute the attributions with more
     steps until every example is under the tolerance, e.g. with
@@ -122,15 +143,18 @@ def ig_completeness_error(
     function checks an axiom of additive attributions such as IG, and lower is better.
 
     Args:
-        forward_func: The model, returning ``(N,)`` or ``(N, num_outputs)`` scores; the
-            same function the attributions were computed for.
-        inputs: Inputs ``(N, C, *spatial)`` (or any ``(N, ...)`` tensor).
-        attributions: Attributions of the inputs' shape (a one-tensor tuple, as Captum
-            may return, is accepted).
-        baselines: The IG baselines :math:`x'`: ``None`` (zeros, Captum's default), a
-            number, or a tensor broadcastable to the inputs.
-        target: Label per example (Captum's ``TargetType``); may be ``None`` only for
-            models with one output per example.
+        forward_func: The model, returning ``(N,)`` or ``(N, *S)`` scores; the same
+            function the attributions were computed for.
+        inputs: A tensor or a tuple of tensors (Captum's convention), each ``(N, ...)``
+            with rank >= 2.
+        attributions: In the container of ``inputs`` (a one-tensor tuple, as Captum may
+            return, is accepted for a single tensor), each of its input's shape.
+        baselines: The IG baselines :math:`x'`, as Captum's IG takes them: ``None``
+            (zeros, Captum's default), a number, a tensor broadcastable to the inputs
+            (one row for all or one per example), or for tuple inputs a tuple of these.
+        target: Captum's ``TargetType`` (int, tuple index into a multi-dimensional
+            output, tensor of 1 or ``N`` elements, list of ``N`` ints or tuples); may be
+            ``None`` only for models with one output per example.
         additional_forward_args: Further arguments of ``forward_func``.
 
     Returns:
@@ -150,38 +174,38 @@ def ig_completeness_error(
     """
     if not callable(forward_func):
         raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
-    inputs = check_inputs(inputs, min_dim=2)
-    attributions = unwrap_single(attributions, "`attributions`")
-    if not isinstance(attributions, Tensor):
-        raise TypeError(
-            f"`attributions` must be a torch.Tensor, got {type(attributions).__name__}."
-        )
-    if attributions.shape != inputs.shape:
-        raise ValueError(
-            f"`attributions` must have the inputs' shape {tuple(inputs.shape)} (IG "
-            f"attributions of every input element), got {tuple(attributions.shape)}."
-        )
-    n = inputs.shape[0]
-    check_finite(inputs, "`inputs`")
-    base = check_finite(_baselines(baselines, inputs), "`baselines`")
-    check_finite(attributions, "`attributions`")
-    targets = check_targets(target, n, device=inputs.device, allow_none=True)
+    xs, _ = format_inputs(inputs, "inputs", min_dim=2)
+    n = xs[0].shape[0]
+    check_attribution_rows(attributions, len(xs), n, "`attributions`")
+    attrs = tuple(attributions) if isinstance(attributions, (tuple, list)) else (attributions,)
+    for i, (a, x) in enumerate(zip(attrs, xs)):
+        name = "`attributions`" if len(xs) == 1 else f"`attributions[{i}]`"
+        if a.shape != x.shape:
+            raise ValueError(
+                f"{name} must have the inputs' shape {tuple(x.shape)} (IG attributions of "
+                f"every input element), got {tuple(a.shape)}."
+            )
+        check_finite(x, "`inputs`" if len(xs) == 1 else f"`inputs[{i}]`")
+        check_finite(a, name)
+    base = _baselines(baselines, xs)
+    for i, b in enumerate(base):
+        check_finite(b, "`baselines`" if len(xs) == 1 else f"`baselines[{i}]`")
+    targets = resolve_targets(target, n, device=xs[0].device)
     args = check_forward_args(additional_forward_args, n)
-    with preserved_model(forward_func, devices=[inputs.device]), torch.no_grad():
-        both = torch.cat([inputs.detach(), base.detach()], dim=0)
+    rows = torch.arange(n, device=xs[0].device).repeat(2)
+    with preserved_model(forward_func, devices=[xs[0].device]), torch.no_grad():
+        both = tuple(torch.cat([x.detach(), b.detach()], dim=0) for x, b in zip(xs, base))
         both_args = None
         if args is not None:
             both_args = tuple(
                 torch.cat([a, a], dim=0) if isinstance(a, Tensor) and a.dim() > 0 else a
                 for a in args
             )
-        both_targets = None if targets is None else torch.cat([targets, targets])
-        scores = _scores(forward_func, both, both_targets, both_args)
-    rows = torch.arange(n, device=scores.device).repeat(2)
+        scores = _scores(forward_func, both, targets.rows(rows), both_args)
     check_finite(scores, "The outputs of `forward_func` on the inputs and baselines", rows)
-    dtype = torch.promote_types(scores.dtype, attributions.dtype)
+    dtype = torch.promote_types(scores.dtype, attrs[0].dtype)
     diff = (scores[:n] - scores[n:]).to(dtype)
-    total = attributions.detach().to(dtype).reshape(n, -1).sum(dim=1).to(diff.device)
+    total = sum(a.detach().to(dtype).reshape(n, -1).sum(dim=1).to(diff.device) for a in attrs)
     gap = (total - diff).abs()
     denom = diff.abs()
     out = gap / denom
@@ -193,8 +217,8 @@ def ig_completeness_error(
 
 def ig_completeness_passes(
     forward_func: Callable[..., Any],
-    inputs: Tensor,
-    attributions: Tensor,
+    inputs: Tensor | tuple[Tensor, ...],
+    attributions: Tensor | tuple[Tensor, ...],
     baselines: Any = None,
     target: TargetType = None,
     additional_forward_args: Any = None,
@@ -233,7 +257,7 @@ def ig_completeness_passes(
 
 def ig_steps_for_tolerance(
     integrated_gradients: Any,
-    inputs: Tensor,
+    inputs: Tensor | tuple[Tensor, ...],
     baselines: Any = None,
     target: TargetType = None,
     additional_forward_args: Any = None,
@@ -288,7 +312,8 @@ def ig_steps_for_tolerance(
     if "n_steps" in attribute_kwargs:
         raise TypeError("Give the step counts through `steps`, not `n_steps`.")
     forward_func = integrated_gradients.forward_func
-    devices = [inputs.device] if isinstance(inputs, Tensor) else []
+    first = inputs[0] if isinstance(inputs, tuple) and inputs else inputs
+    devices = [first.device] if isinstance(first, Tensor) else []
     with preserved_model(forward_func, freeze_parameters=False, devices=devices):
         for n_steps in steps:
             attr = integrated_gradients.attribute(

@@ -1,12 +1,13 @@
 r"""The batched curve engine behind every metric (private).
 
-Everything is tensor-native: one stable sort per map
-(:func:`~captum_soundness.masking.rank_positions`), masks built from the ranks for all
-fractions at once, and every (map, fraction, fill sample) masked input of a call run
-through the model in large batches of ``max_examples_per_batch`` masked inputs under
-:func:`torch.no_grad`. Chunking never changes the masked inputs: random fills are drawn
-per input image from a stream seeded once per image, so a chunked and an unchunked call
-with the same ``seed`` see the same fills. :func:`evaluate_all_labels
+Everything is tensor-native: one stable sort per map over all positions of all input
+tensors (:func:`~captum_soundness.masking.rank_positions` on the ``(R, P)`` scores of a
+:class:`~captum_soundness._utils.features.FeatureLayout`), masks built from the ranks for
+all fractions at once, and every (map, fraction, fill sample) masked input of a call run
+through the model in large batches of ``max_examples_per_batch`` masked inputs (rows)
+under :func:`torch.no_grad`. Chunking never changes the masked inputs: random fills are
+drawn per example from a stream seeded once per example, so a chunked and an unchunked
+call with the same ``seed`` see the same fills. :func:`evaluate_all_labels
 <captum_soundness.metrics.evaluate_all_labels>` feeds the maps of every
 (image, label) pair to the same engine in one pass.
 """
@@ -21,31 +22,33 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
+from captum_soundness._utils.features import FeatureLayout
 from captum_soundness._utils.fill_samples import sample_fill
-from captum_soundness._utils.finite import (
-    bad_examples,
-    check_scores,
-    not_finite_error,
-    not_probabilities_error,
-)
+from captum_soundness._utils.finite import bad_examples, not_finite_error, not_probabilities_error
 from captum_soundness._utils.forward import (
     check_forward_args,
-    check_output,
     chunk_slices,
     expand_additional_forward_args,
     run_forward,
 )
-from captum_soundness._utils.maps import saliency_maps
+from captum_soundness._utils.heads import head_output
+from captum_soundness._utils.maps import check_attribution_rows
 from captum_soundness._utils.model_state import preserved_model, warn_if_training
 from captum_soundness._utils.rng import draw_seeds
-from captum_soundness._utils.validation import check_choice, check_label_range, check_targets
+from captum_soundness._utils.targets import resolve_targets
+from captum_soundness._utils.validation import check_choice
 from captum_soundness.fills import Fill
 from captum_soundness.masking import fraction_counts, rank_positions, topk_masks
 from captum_soundness.metrics._config import (
     CURVE_KINDS,
     CurveConfig,
     check_curve_config,
-    check_model_inputs,
+    format_model_inputs,
+)
+from captum_soundness.metrics._outputs import (
+    class_outputs,
+    clean_targets,
+    to_probabilities,
 )
 
 __all__ = [
@@ -61,42 +64,6 @@ __all__ = [
 _MASK_TABLE_BYTES = 1 << 28
 
 
-# ---- model outputs ---------------------------------------------------------------------
-
-
-def to_probabilities(output: Tensor, apply_softmax: bool) -> Tensor:
-    """Class probabilities from checked outputs (softmax or as is), float32 or float64."""
-    dtype = torch.promote_types(output.dtype, torch.float32)
-    output = output.to(dtype)
-    return torch.softmax(output, dim=1) if apply_softmax else output
-
-
-def class_outputs(
-    forward_func: Callable[..., Any],
-    inputs: Tensor,
-    args: tuple[Any, ...] | None,
-    apply_softmax: bool,
-    max_examples_per_batch: int | None,
-) -> Tensor:
-    """Checked raw model outputs ``(N, num_classes)`` on the clean inputs.
-
-    Runs in chunks of ``max_examples_per_batch`` examples under :func:`torch.no_grad`.
-    """
-    n = inputs.shape[0]
-    parts = []
-    with torch.no_grad():
-        for chunk in chunk_slices(n, max_examples_per_batch):
-            index = torch.arange(chunk.start, chunk.stop, device=inputs.device)
-            out = run_forward(
-                forward_func, inputs[chunk], expand_additional_forward_args(args, index)
-            )
-            check_output(out, chunk.stop - chunk.start, softmax=apply_softmax)
-            what = "The outputs of `forward_func`"
-            parts.append(check_scores(out, what, index, apply_softmax=apply_softmax))
-    out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)
-    return out.to(inputs.device)
-
-
 # ---- jobs, masks and fills -------------------------------------------------------------
 
 
@@ -107,7 +74,8 @@ class CurveJobs:
     Attributes:
         map_index: ``(J,)`` row of ``ranks`` giving the map of the job.
         image_index: ``(J,)`` input image the job masks.
-        target: ``(J,)`` label whose probability is read.
+        target: ``(J,)`` flat index, into the probabilities' ``flatten(1)``, of the
+            probability that is read (the label's position for ``(N, L)`` outputs).
         deletion: ``(J,)`` bool: ``True`` for a deletion curve, ``False`` for insertion.
     """
 
@@ -169,69 +137,110 @@ class _Masks:
 
 
 class _DeterministicFills:
-    """The fill values of a deterministic fill, computed once for all images."""
+    """The fill values of deterministic fills, computed once for all examples.
 
-    def __init__(self, fill: Fill, inputs: Tensor):
-        values = sample_fill(fill, inputs, 1, None)[0]  # (N, C, *spatial)
-        self.values = values[:1] if values.stride(0) == 0 else values  # same for every image
+    One tensor per input tensor: ``(N, *shape)``, or ``(1, *shape)`` when the values are
+    the same for every example.
+    """
 
-    def gather(self, image: Tensor, sample: Tensor) -> Tensor:
-        """Fill values for rows with the given image (broadcast when shared)."""
-        if self.values.shape[0] == 1:
-            return self.values
-        return self.values.index_select(0, image)
+    def __init__(self, fills: tuple[Fill, ...], inputs: tuple[Tensor, ...]):
+        self.values = []
+        for fill, x in zip(fills, inputs):
+            values = sample_fill(fill, x, 1, None)[0]  # (N, *shape)
+            self.values.append(values[:1] if values.stride(0) == 0 else values)
+
+    def gather(self, image: Tensor, sample: Tensor) -> tuple[Tensor, ...]:
+        """Fill values for rows with the given examples (broadcast when shared)."""
+        return tuple(v if v.shape[0] == 1 else v.index_select(0, image) for v in self.values)
 
 
 class _RandomFills:
-    """Random fill samples per image, drawn from one seeded stream per image.
+    """Random fill samples per example, drawn from one seeded stream per example.
 
-    Image ``i``'s ``n_samples`` draws come from a generator seeded with ``seeds[i]``, so
-    they do not depend on which other images share a chunk. Draws are cached while the
-    image appears in consecutive chunks (jobs are ordered image by image).
+    Example ``i``'s ``n_samples`` draws (of every input tensor, in order) come from a
+    generator seeded with ``seeds[i]``, so they do not depend on which other examples
+    share a chunk. Draws are cached while the example appears in consecutive chunks (jobs
+    are ordered example by example).
     """
 
-    def __init__(self, fill: Fill, inputs: Tensor, n_samples: int, generator: torch.Generator):
-        self.fill, self.inputs, self.n_samples = fill, inputs, n_samples
-        n = inputs.shape[0]
-        self.seeds = draw_seeds(generator, n)
-        self.cache: dict[int, Tensor] = {}
+    def __init__(
+        self,
+        fills: tuple[Fill, ...],
+        inputs: tuple[Tensor, ...],
+        n_samples: int,
+        generator: torch.Generator,
+    ):
+        self.fills, self.inputs, self.n_samples = fills, inputs, n_samples
+        self.seeds = draw_seeds(generator, inputs[0].shape[0])
+        self.cache: dict[int, tuple[Tensor, ...]] = {}
 
-    def gather(self, image: Tensor, sample: Tensor) -> Tensor:
-        """Fill values ``(c, C, *spatial)`` for rows with the given image and sample index."""
+    def _draw(self, i: int) -> tuple[Tensor, ...]:
+        gen = torch.Generator(device=self.inputs[0].device).manual_seed(self.seeds[i])
+        return tuple(
+            sample_fill(fill, x[i : i + 1], self.n_samples, gen, examples=[i])[:, 0]
+            for fill, x in zip(self.fills, self.inputs)
+        )
+
+    def gather(self, image: Tensor, sample: Tensor) -> tuple[Tensor, ...]:
+        """Fill values ``(c, *shape)`` per input for rows with the given example and sample."""
         unique = torch.unique(image)
         keys = unique.tolist()
-        cache = {}
-        for i in keys:
-            if i in self.cache:
-                cache[i] = self.cache[i]
-            else:
-                gen = torch.Generator(device=self.inputs.device).manual_seed(self.seeds[i])
-                x = self.inputs[i : i + 1]
-                cache[i] = sample_fill(self.fill, x, self.n_samples, gen, examples=[i])[:, 0]
-        self.cache = cache
-        stacked = torch.stack([cache[i] for i in keys])  # (U, S, C, *spatial)
+        self.cache = {i: self.cache[i] if i in self.cache else self._draw(i) for i in keys}
         local = torch.searchsorted(unique, image)
-        return stacked[local, sample]
+        out = []
+        for j in range(len(self.inputs)):
+            stacked = torch.stack([self.cache[i][j] for i in keys])  # (U, S, *shape)
+            out.append(stacked[local, sample])
+        return tuple(out)
+
+
+def _make_fills(
+    config: CurveConfig, inputs: tuple[Tensor, ...]
+) -> _DeterministicFills | _RandomFills:
+    if config.generator is None:
+        return _DeterministicFills(config.baselines, inputs)
+    return _RandomFills(config.baselines, inputs, config.n_samples, config.generator)
 
 
 # ---- the batched engine ----------------------------------------------------------------
 
 
-class _BadRows:
-    """Flags the masked-input rows whose model outputs are not finite (or, under
-    ``apply_softmax=False``, not in ``[0, 1]``) chunk by chunk without synchronising;
-    :meth:`check` raises once, at the end, naming the examples."""
+class _Reader:
+    """Reads the probability of each masked input's target from the model outputs.
 
-    def __init__(self, total: int, apply_softmax: bool, device: torch.device):
-        self.apply_softmax = apply_softmax
+    Checks the outputs' shape (that of the clean outputs), flags the rows whose outputs
+    are not finite (or, under ``head="probabilities"``, not in ``[0, 1]``) chunk by chunk
+    without synchronising; :meth:`check` raises once, at the end, naming the examples.
+    """
+
+    def __init__(
+        self,
+        head: str,
+        label_ids: Tensor | None,
+        shape: tuple[int, ...] | None,
+        total: int,
+        device: torch.device,
+    ):
+        self.head, self.label_ids, self.shape = head, label_ids, shape
         self.not_finite = torch.zeros(total, dtype=torch.bool, device=device)
-        self.outside = None if apply_softmax else torch.zeros_like(self.not_finite)
+        self.outside = torch.zeros_like(self.not_finite) if head == "probabilities" else None
 
-    def record(self, chunk: slice, out: Tensor) -> None:
-        self.not_finite[chunk] = ~torch.isfinite(out).all(dim=1).to(self.not_finite.device)
+    def read(self, chunk: slice, out: Any, flat_target: Tensor) -> Tensor:
+        """``(c,)`` probabilities of the targets (flat indices) from raw outputs."""
+        out = head_output(out, chunk.stop - chunk.start, self.head)
+        if self.shape is not None and tuple(out.shape[1:]) != self.shape:
+            raise ValueError(
+                f"`forward_func` returns outputs of shape (N, *{tuple(out.shape[1:])}) on "
+                f"the masked inputs but (N, *{self.shape}) on the clean inputs."
+            )
+        flat = out.reshape(out.shape[0], -1)
+        self.not_finite[chunk] = ~torch.isfinite(flat).all(dim=1).to(self.not_finite.device)
         if self.outside is not None:
-            outside = ((out < 0) | (out > 1)).any(dim=1)
+            outside = ((flat < 0) | (flat > 1)).any(dim=1)
             self.outside[chunk] = outside.to(self.outside.device)
+        probs = to_probabilities(out, self.head, self.label_ids)
+        probs = probs.reshape(probs.shape[0], -1)
+        return probs.gather(1, flat_target.to(probs.device).unsqueeze(1)).squeeze(1)
 
     def check(self, row_image: Tensor) -> None:
         flags = self.not_finite if self.outside is None else self.not_finite | self.outside
@@ -245,51 +254,57 @@ class _BadRows:
 
 def batched_curves(
     forward_func: Callable[..., Any],
-    inputs: Tensor,
+    inputs: Tensor | tuple[Tensor, ...],
     args: tuple[Any, ...] | None,
     ranks: Tensor,
     jobs: CurveJobs,
     config: CurveConfig,
+    layout: FeatureLayout | None = None,
+    *,
+    label_ids: Tensor | None = None,
+    output_shape: tuple[int, ...] | None = None,
 ) -> Tensor:
     """Evaluates many insertion/deletion curves in large, chunked batches.
 
     Masked inputs are enumerated job-major as (job, fraction, fill sample) and run through
-    the model ``max_examples_per_batch`` at a time (all at once when ``None``). The masks
-    of every (map, fraction) pair are built at once from the ranks (one comparison; chunk
-    by chunk from the ranks when that table would exceed ``_MASK_TABLE_BYTES``); each
-    chunk gathers its masks, images and fill values with ``index_select`` and composes
-    ``where(mask, x, g)``, so each input is copied once per masked input and never
-    repeated per label up front. Random fills are shared by all jobs and fractions of an
-    image (common random numbers), which makes the curves of different labels paired
+    the model ``max_examples_per_batch`` rows at a time (all at once when ``None``). The
+    masks of every (map, fraction) pair are built at once from the ranks (one comparison;
+    chunk by chunk from the ranks when that table would exceed ``_MASK_TABLE_BYTES``);
+    each chunk gathers its masks, examples and fill values with ``index_select``, expands
+    the masks to every input tensor with ``layout`` and composes ``where(mask, x, g)``
+    per input tensor, so each input is copied once per masked input and never repeated
+    per label up front. Random fills are shared by all jobs and fractions of an example
+    (common random numbers), which makes the curves of different labels paired
     comparisons.
 
     Args:
         forward_func: The model.
-        inputs: ``(N, C, *spatial)`` checked inputs.
-        args: Formatted additional forward args (tensors indexed per image).
+        inputs: Checked inputs: a tensor or a tuple of tensors.
+        args: Formatted additional forward args (tensors indexed per example).
         ranks: ``(R, P)`` ranks of the maps (:func:`~captum_soundness.masking.rank_positions`).
-        jobs: The curves to compute.
-        config: Validated settings.
+        jobs: The curves to compute (``jobs.target``: flat indices into the
+            probabilities' ``flatten(1)``).
+        config: Validated settings (one fill per input tensor).
+        layout: The positions of the inputs (default: ``FeatureLayout(inputs)``).
+        label_ids: Label subset whose probabilities are read (see
+            :func:`~captum_soundness.metrics._outputs.to_probabilities`).
+        output_shape: The non-batch shape of the clean outputs, checked on every chunk.
 
     Returns:
         ``(J, F)`` probabilities averaged over fill samples, on the inputs' device.
     """
-    device = inputs.device
-    spatial = tuple(inputs.shape[2:])
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    layout = FeatureLayout(inputs) if layout is None else layout
+    device = inputs[0].device
     counts = fraction_counts(config.fractions, ranks.shape[1]).to(device)
     n_frac, n_samp = counts.numel(), config.n_samples
     n_jobs = jobs.target.shape[0]
     total = n_jobs * n_frac * n_samp
     image_index, target = jobs.image_index.to(device), jobs.target.to(device)
     masks = _Masks(ranks, jobs, counts)
-    fills: _DeterministicFills | _RandomFills
-    if config.generator is None:
-        fills = _DeterministicFills(config.fill, inputs)
-    else:
-        fills = _RandomFills(config.fill, inputs, n_samp, config.generator)
-
+    fills = _make_fills(config, inputs)
+    reader = _Reader(config.head, label_ids, output_shape, total, device)
     result: Tensor | None = None
-    bad = _BadRows(total, config.apply_softmax, device)
     with torch.no_grad():
         for chunk in chunk_slices(total, config.max_examples_per_batch):
             flat = torch.arange(chunk.start, chunk.stop, device=device)
@@ -297,93 +312,82 @@ def batched_curves(
             point = flat // n_samp  # job * F + fraction
             job = point // n_frac
             image = image_index[job]
-            keep = masks.keep(job, point).view(-1, 1, *spatial)
-            masked = torch.where(keep, inputs.index_select(0, image), fills.gather(image, sample))
+            keep = layout.expand(masks.keep(job, point), image)
+            values = fills.gather(image, sample)
+            masked = tuple(
+                torch.where(k, x.index_select(0, image), g)
+                for k, x, g in zip(keep, inputs, values)
+            )
             out = run_forward(forward_func, masked, expand_additional_forward_args(args, image))
-            out = check_output(out, masked.shape[0], softmax=config.apply_softmax)
-            bad.record(chunk, out)
-            if result is None:
-                check_label_range(target, out.shape[1])
-            probs = to_probabilities(out, config.apply_softmax)
-            picked = probs.gather(1, target[job].to(probs.device).unsqueeze(1)).squeeze(1)
+            picked = reader.read(chunk, out, target[job])
             if result is None:
                 result = torch.empty(total, dtype=picked.dtype, device=picked.device)
             result[chunk] = picked
     assert result is not None
-    bad.check(image_index[torch.arange(total, device=device) // (n_frac * n_samp)])
+    reader.check(image_index[torch.arange(total, device=device) // (n_frac * n_samp)])
     return result.view(n_jobs, n_frac, n_samp).mean(dim=2).to(device)
 
 
 # ---- one curve per example -------------------------------------------------------------
 
 
-def _curve_targets(
-    forward_func: Callable[..., Any],
-    inputs: Tensor,
-    args: tuple[Any, ...] | None,
-    target: TargetType,
-    config: CurveConfig,
-    return_clean: bool,
-) -> tuple[Tensor, Tensor | None]:
-    """The label of each example and, when needed, the clean probabilities ``(N, K)``."""
-    n = inputs.shape[0]
-    clean = None
-    if target is None or return_clean:
-        outputs = class_outputs(
-            forward_func, inputs, args, config.apply_softmax, config.max_examples_per_batch
-        )
-        clean = to_probabilities(outputs, config.apply_softmax)
-    if target is None:
-        assert clean is not None
-        return clean.argmax(dim=1).to(inputs.device), clean
-    # Without a clean pass, the upper bound is checked against the first forward pass
-    # of the curves (no extra forward pass just to count the outputs).
-    num_classes = None if clean is None else clean.shape[1]
-    targets = check_targets(target, n, num_classes, device=inputs.device)
-    if int(targets.min()) < 0:
-        raise ValueError(f"`target` contains label {int(targets.min())}: labels are >= 0.")
-    return targets, clean
-
-
 def run_curves(
     kind: str,
     forward_func: Callable[..., Any],
-    inputs: Tensor,
-    attributions: Tensor,
+    inputs: Tensor | tuple[Tensor, ...],
+    attributions: Any,
     target: TargetType = None,
     additional_forward_args: Any = None,
     *,
+    feature_mask: Any = None,
     return_clean: bool = False,
     caller: str = "insertion_curve",
     **settings: Any,
 ) -> tuple[Tensor, Tensor | None]:
     """Shared implementation of the curve functions and the per-example metrics.
 
-    ``settings`` are the curve keyword arguments of
-    :func:`~captum_soundness.metrics.insertion_curve` (``fill``, ``fractions``, ...),
-    given to :func:`check_curve_config`, whose signature checks their names; ``caller``
-    names the public function in warnings. Returns the ``(N, F)`` curve and, with
-    ``return_clean=True``, the ``(N,)`` clean probability of each example's target under
-    the same softmax (else ``None``).
+    ``inputs`` is a tensor or a tuple of tensors (rank >= 2), ``attributions`` the same
+    container; ``feature_mask`` Captum's groups. ``settings`` are the curve keyword
+    arguments of :func:`~captum_soundness.metrics.insertion_curve` (``baselines``,
+    ``fractions``, ``n_fill_samples``, ``head``, ``reduce``, ``max_examples_per_batch``,
+    ``seed``; the deprecated ``fill`` and ``apply_softmax`` still work with a
+    :class:`DeprecationWarning`), given to :func:`check_curve_config`, whose signature
+    checks their names; ``caller`` names the public function in warnings. Returns the
+    ``(N, F)`` curve and, with ``return_clean=True``, the ``(N,)`` clean probability of
+    each example's target under the same head (else ``None``).
     """
     kind = check_choice(kind, "kind", CURVE_KINDS)
     if not callable(forward_func):
         raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
-    inputs = check_model_inputs(inputs)
-    n = inputs.shape[0]
-    config = check_curve_config(inputs, **settings)
+    xs, _ = format_model_inputs(inputs)
+    n, device = xs[0].shape[0], xs[0].device
+    config = check_curve_config(xs, **settings)  # draws the seed before preserved_model
+    layout = FeatureLayout(xs, feature_mask)
     args = check_forward_args(additional_forward_args, n)
-    maps = saliency_maps(attributions, inputs, config.reduce)
-    check_targets(target, n, allow_none=True)  # kind and length, before any forward pass
+    check_attribution_rows(attributions, len(xs), n, "`attributions`")
+    ranks = rank_positions(layout.maps(attributions, config.reduce))
+    targets = resolve_targets(target, n, device=device)
     warn_if_training(forward_func, caller)
-    ranks = rank_positions(maps)
-    with preserved_model(forward_func, freeze_parameters=False, devices=[inputs.device]):
-        targets, clean = _curve_targets(forward_func, inputs, args, target, config, return_clean)
-        index = torch.arange(n, device=inputs.device)
-        deletion = torch.full((n,), kind == "deletion", dtype=torch.bool, device=inputs.device)
-        jobs = CurveJobs(map_index=index, image_index=index, target=targets, deletion=deletion)
-        curve = batched_curves(forward_func, inputs, args, ranks, jobs, config)
+    with preserved_model(forward_func, freeze_parameters=False, devices=[device]):
+        outputs = class_outputs(
+            forward_func, xs, args, config.head, config.max_examples_per_batch, caller
+        )
+        clean = to_probabilities(outputs, config.head)
+        flat = clean_targets(targets, clean)
+        index = torch.arange(n, device=device)
+        deletion = torch.full((n,), kind == "deletion", dtype=torch.bool, device=device)
+        jobs = CurveJobs(map_index=index, image_index=index, target=flat, deletion=deletion)
+        curve = batched_curves(
+            forward_func,
+            xs,
+            args,
+            ranks,
+            jobs,
+            config,
+            layout,
+            output_shape=tuple(outputs.shape[1:]),
+        )
     if not return_clean:
         return curve, None
-    assert clean is not None
-    return curve, clean.gather(1, targets.view(-1, 1)).squeeze(1).to(curve.dtype)
+    prob = clean.reshape(n, -1).gather(1, flat.view(-1, 1).to(clean.device)).squeeze(1)
+    return curve, prob.to(curve.dtype)

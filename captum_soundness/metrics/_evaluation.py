@@ -22,26 +22,31 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from captum_soundness._utils.explain import call_explain, explain_signature
+from captum_soundness._utils.baselines import UNSET as FILL_UNSET
+from captum_soundness._utils.baselines import resolve_baselines
+from captum_soundness._utils.explain import (
+    call_explain,
+    check_explain_kwargs,
+    expand_explain_kwargs,
+    explain_signature,
+)
+from captum_soundness._utils.features import FeatureLayout
 from captum_soundness._utils.forward import (
     check_forward_args,
     chunk_slices,
     expand_additional_forward_args,
 )
-from captum_soundness._utils.maps import saliency_maps
+from captum_soundness._utils.heads import UNSET as SOFTMAX_UNSET
+from captum_soundness._utils.heads import resolve_head
+from captum_soundness._utils.inputs import format_like
+from captum_soundness._utils.maps import check_attribution_rows
 from captum_soundness._utils.model_state import preserved_model, warn_if_training
 from captum_soundness._utils.rng import SeedType
 from captum_soundness._utils.validation import check_choice, check_labels, check_positive_int
-from captum_soundness.fills import FillLike
-from captum_soundness.labels import restrict_labels
 from captum_soundness.masking import rank_positions
-from captum_soundness.metrics._config import CurveConfig, check_curve_config, check_model_inputs
-from captum_soundness.metrics._engine import (
-    CurveJobs,
-    batched_curves,
-    class_outputs,
-    to_probabilities,
-)
+from captum_soundness.metrics._config import CurveConfig, check_curve_config, format_model_inputs
+from captum_soundness.metrics._engine import CurveJobs, batched_curves
+from captum_soundness.metrics._outputs import class_outputs, to_probabilities
 from captum_soundness.metrics._report import HEADLINE_METRICS, SoundnessReport
 from captum_soundness.metrics._scores import (
     check_metric_constants,
@@ -58,14 +63,16 @@ DELETION_MODES = ("none", "predicted", "all")
 def evaluate_all_labels(
     explain_func: Callable[..., Any],
     forward_func: Callable[..., Any],
-    inputs: Tensor,
+    inputs: Tensor | tuple[Tensor, ...],
     labels: Sequence[int] | Tensor | None = None,
     *,
     additional_forward_args: Any = None,
-    fill: FillLike = None,
+    explain_kwargs: dict[str, Any] | None = None,
+    baselines: Any = None,
+    feature_mask: Tensor | tuple[Tensor, ...] | None = None,
     fractions: int | Sequence[float] | Tensor = 28,
     n_fill_samples: int = 1,
-    apply_softmax: bool = True,
+    head: str | None = None,
     reduce: str = "sum",
     max_examples_per_batch: int | None = None,
     seed: SeedType = None,
@@ -74,10 +81,12 @@ def evaluate_all_labels(
     beta: float = 0.1,
     explain_batch_size: int | None = None,
     deletion: str = "none",
+    fill: Any = FILL_UNSET,
+    apply_softmax: Any = SOFTMAX_UNSET,
 ) -> SoundnessReport:
     r"""Explains every (image, label) pair and scores completeness and soundness of each.
 
-    For every image :math:`x` and every evaluated label :math:`a`, the map
+    For every example :math:`x` and every evaluated label :math:`a`, the map
     :math:`M_a = \mathrm{explain\_func}(x, a)` is computed, and then its insertion curve,
     insertion score :math:`S_a(x)`, the clean probability :math:`p_a(x)`, and
 
@@ -90,52 +99,74 @@ def evaluate_all_labels(
     (soundness 1 when :math:`S_a(x) = 0`). :meth:`SoundnessReport.summary` gives the
     paper's headline averages.
 
+    **Labels.** The model must return ``(N, L)`` scores (``L >= 2`` labels), or a single
+    logit ``(N,)``/``(N, 1)`` with ``head="binary"`` (2 labels: 0 and 1, with
+    :math:`p_1 = \sigma(z)`); other outputs raise a :class:`ValueError`. With
+    ``head="sigmoid"`` every label is its own yes/no question (the probabilities need
+    not sum to 1) and the "predicted" label is the most probable one.
+
     **Batching.** ``explain_func`` is called on batches of (image, label) pairs: the
-    images repeated once per label (image-major: rows ``i * L .. i * L + L - 1`` are the
-    ``L`` labels of image ``i``) with the matching targets, ``explain_batch_size`` pairs
+    examples repeated once per label (image-major: rows ``i * L .. i * L + L - 1`` are the
+    ``L`` labels of example ``i``) with the matching targets, ``explain_batch_size`` pairs
     per call (all at once by default), so that methods like
     :class:`~captum_soundness.attr.SimpleMasking` optimise the maps of all labels
-    together. All curves are then computed in one batched pass of
-    ``max_examples_per_batch`` masked inputs per forward.
+    together. Per-example tensors of ``additional_forward_args`` and of
+    ``explain_kwargs`` (``baselines``, ``feature_mask``, ...) are repeated the same way.
+    All curves are then computed in one batched pass of ``max_examples_per_batch``
+    model inputs (rows) per forward pass.
 
-    **Label subsets.** ``labels=None`` evaluates every output label. A list restricts both
-    the explained labels and the softmax to that subset (the model is wrapped with
-    :func:`~captum_soundness.labels.restrict_labels` for the metrics), e.g.
-    ``labels=PAPER_IMAGENET_LABELS`` for the paper's 6-label ImageNet setting.
-    ``explain_func`` receives the *original* label ids, so it explains the full model's
-    outputs; to have the attribution method itself see the restricted softmax (as the
-    paper's masks do), build it on the restricted model and leave ``labels=None``::
+    **Label subsets.** ``labels=None`` evaluates every output label. A list restricts the
+    explained labels and, with ``head="softmax"``, the softmax to that subset (the
+    paper's 6-label ImageNet setting: ``labels=PAPER_IMAGENET_LABELS``); with the other
+    heads the subset's per-label probabilities are used as they are (no
+    renormalisation). ``explain_func`` receives the *original* label ids, so it explains
+    the full model's outputs; to have the attribution method itself see the restricted
+    softmax (as the paper's masks do), build it on the restricted model and leave
+    ``labels=None``::
 
         model6 = restrict_labels(model, PAPER_IMAGENET_LABELS)
         report = evaluate_all_labels(SimpleMasking(model6).attribute, model6, images)
 
-    With ``apply_softmax=False`` the subset's outputs are used as they are (no
-    renormalisation).
-
     Args:
-        explain_func: ``explain_func(inputs, target) -> attributions``, e.g.
-            ``IntegratedGradients(model).attribute`` or
-            ``SimpleMasking(model).attribute``. ``target`` is a 1-D ``LongTensor`` of
-            label ids, one per row of ``inputs``; it is passed by keyword
-            (``target=...``) when ``explain_func`` has a parameter named ``target``
-            (Captum's ``attribute`` methods, whose second positional parameter is often
-            ``baselines``), by position otherwise. The attributions must have shape
-            ``(B, C, *spatial)``, ``(B, 1, *spatial)`` or ``(B, *spatial)`` for ``B`` rows.
+        explain_func: ``explain_func(inputs, target, **explain_kwargs) ->
+            attributions``, e.g. ``IntegratedGradients(model).attribute`` or
+            ``SimpleMasking(model).attribute``. ``inputs`` come in the container of
+            ``inputs`` (a tuple stays a tuple); ``target`` is a 1-D ``LongTensor`` of
+            label ids, one per row; it is passed by keyword (``target=...``) when
+            ``explain_func`` has a parameter named ``target`` (Captum's ``attribute``
+            methods, whose second positional parameter is often ``baselines``), by
+            position otherwise. The attributions come in the same container, each
+            shaped like its input (see :func:`~captum_soundness.metrics.insertion_curve`).
             With ``additional_forward_args``, ``explain_func`` also receives
-            ``additional_forward_args=...`` (rows matched to its inputs).
-        forward_func: The model, returning ``(N, num_classes)`` scores.
-        inputs: Tensor of shape ``(N, C, *spatial)``.
+            ``additional_forward_args=...`` (rows matched to its inputs). With
+            ``head="binary"`` the targets are the labels 0 and 1 of the single logit.
+        forward_func: The model, returning ``(N, L)`` scores (see **Labels**).
+        inputs: A tensor or a tuple of tensors of rank >= 2 (Captum's convention).
         labels: ``None`` (every output label) or distinct label ids (at least 2).
         additional_forward_args: Extra arguments for ``forward_func``; tensors with a
             leading dimension are indexed per example.
-        fill: As in :func:`~captum_soundness.metrics.insertion_curve` (the same fill
-            draws of an image serve all its labels and fractions).
+        explain_kwargs: Further keyword arguments of ``explain_func`` (``None``: none),
+            e.g. ``{"baselines": inputs * 0}`` for Integrated Gradients or
+            ``{"feature_mask": masks}`` for FeatureAblation. Tensors with ``N > 1`` rows
+            (also inside tuples) are per example and repeated across labels like
+            ``additional_forward_args`` (for ``baselines`` and ``feature_mask``: tensors
+            with the input's number of dimensions); tensors with 1 row, non-tensors and
+            Fills pass unchanged.
+        baselines: The replacement values of the curves, as in
+            :func:`~captum_soundness.metrics.insertion_curve` (the same fill draws of an
+            example serve all its labels and fractions).
+        feature_mask: Groups ranked and inserted by the curves, as in
+            :func:`~captum_soundness.metrics.insertion_curve`.
         fractions: As in :func:`~captum_soundness.metrics.insertion_curve`.
         n_fill_samples: As in :func:`~captum_soundness.metrics.insertion_curve`.
-        apply_softmax: As in :func:`~captum_soundness.metrics.insertion_curve`.
+        head: As in :func:`~captum_soundness.metrics.insertion_curve` (``None``:
+            ``"softmax"``).
         reduce: As in :func:`~captum_soundness.metrics.insertion_curve`.
-        max_examples_per_batch: As in :func:`~captum_soundness.metrics.insertion_curve`.
-        seed: As in :func:`~captum_soundness.metrics.insertion_curve`.
+        max_examples_per_batch: Maximum number of model inputs (rows: masked or clean
+            examples) per forward pass, as in Captum's metrics (``None``: all at once).
+            Does not change the results.
+        seed: As in :func:`~captum_soundness.metrics.insertion_curve` (``None`` draws
+            one seed from the global RNG).
         epsilon: :math:`\varepsilon \ge 0` of completeness (reference 0.1).
         alpha: :math:`\alpha > 0` of completeness (reference 1).
         beta: :math:`0 \le \beta \le 1` of soundness (reference 0.1).
@@ -143,6 +174,7 @@ def evaluate_all_labels(
             call (``None``: all ``N * L`` pairs in one call).
         deletion: ``"none"`` (default), ``"predicted"`` (deletion curves at the predicted
             label, ``N`` extra curves in the same batched pass) or ``"all"`` (every pair).
+        fill, apply_softmax: Deprecated aliases of ``baselines`` and ``head``.
 
     Returns:
         A :class:`SoundnessReport`.
@@ -151,7 +183,7 @@ def evaluate_all_labels(
 
         >>> import torch
         >>> from torch import nn
-        >>> from captum.attr import Saliency
+        >>> from captum.attr import IntegratedGradients, Saliency
         >>> from captum_soundness.metrics import evaluate_all_labels
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
         >>> x = torch.randn(4, 1, 4, 4)
@@ -160,86 +192,185 @@ def evaluate_all_labels(
         (torch.Size([4, 3]), torch.Size([4, 3, 4]))
         >>> sorted(report.summary())[:2]
         ['completeness_at_prediction', 'completeness_worst_wrong_label']
+
+        Per-example keyword arguments of the explanation are repeated across labels::
+
+        >>> ig = IntegratedGradients(model).attribute
+        >>> report = evaluate_all_labels(
+        ...     ig, model, x, explain_kwargs={"baselines": x * 0, "n_steps": 8}, fractions=4
+        ... )
+        >>> report.soundness.shape
+        torch.Size([4, 3])
     """
-    if not callable(explain_func):
-        raise TypeError(f"`explain_func` must be callable, got {type(explain_func).__name__}.")
-    if not callable(forward_func):
-        raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
-    inputs = check_model_inputs(inputs)
+    for name, func in (("explain_func", explain_func), ("forward_func", forward_func)):
+        if not callable(func):
+            raise TypeError(f"`{name}` must be callable, got {type(func).__name__}.")
+    xs, is_tuple = format_model_inputs(inputs)
     config = check_curve_config(
-        inputs,
-        fill=fill,
+        xs,
+        baselines=resolve_baselines(baselines, fill),
         fractions=fractions,
         n_fill_samples=n_fill_samples,
-        apply_softmax=apply_softmax,
+        head=resolve_head(head, apply_softmax),
         reduce=reduce,
         max_examples_per_batch=max_examples_per_batch,
         seed=seed,
     )
-    epsilon, alpha, beta = check_metric_constants(epsilon, alpha, beta)
+    layout = FeatureLayout(xs, feature_mask)
+    settings = config.as_dict()
+    settings.update(
+        zip(("epsilon", "alpha", "beta"), check_metric_constants(epsilon, alpha, beta))
+    )
     if explain_batch_size is not None:
         explain_batch_size = check_positive_int(explain_batch_size, "explain_batch_size")
     deletion = check_choice(deletion, "deletion", DELETION_MODES)
-    args = check_forward_args(additional_forward_args, inputs.shape[0])
+    settings.update(label_subset=labels is not None, deletion=deletion)
+    args = check_forward_args(additional_forward_args, xs[0].shape[0])
+    explainer = _Explainer(explain_func, xs, is_tuple, args, explain_kwargs, layout)
     warn_if_training(forward_func, "evaluate_all_labels")
 
-    with preserved_model(forward_func, freeze_parameters=False, devices=[inputs.device]):
-        model, label_ids, probs = _clean_probabilities(forward_func, inputs, args, labels, config)
-        rows = _PairRows(inputs.shape[0], label_ids, inputs.device)
-        maps = _explain(
-            explain_func, inputs, args, rows.image, rows.target, config.reduce, explain_batch_size
+    with preserved_model(forward_func, freeze_parameters=False, devices=[xs[0].device]):
+        label_ids, probs, predicted, curves = _evaluate(
+            explainer, forward_func, args, labels, config, deletion, explain_batch_size
         )
-        predicted = torch.sort(probs, dim=1, descending=True, stable=True).indices[:, :2]
-        jobs = rows.jobs(predicted[:, 0], deletion)
-        curves = batched_curves(model, inputs, args, rank_positions(maps), jobs, config).cpu()
-    settings = config.as_dict()
-    settings.update(
-        epsilon=epsilon,
-        alpha=alpha,
-        beta=beta,
-        label_subset=labels is not None,
-        deletion=deletion,
-    )
     return _report(label_ids, probs, predicted, curves, deletion, config, settings)
+
+
+def _evaluate(
+    explainer: _Explainer,
+    forward_func: Callable[..., Any],
+    args: tuple[Any, ...] | None,
+    labels: Sequence[int] | Tensor | None,
+    config: CurveConfig,
+    deletion: str,
+    explain_batch_size: int | None,
+) -> tuple[list[int], Tensor, Tensor, Tensor]:
+    """The two stages: the clean pass and the explanations of every pair, then one
+    batched pass of the curve engine. Returns the label ids, the clean probabilities
+    ``(N, L)``, the two most likely positions ``(N, 2)`` and the curves on the CPU."""
+    xs = explainer.inputs
+    label_ids, subset, probs, shape = _clean_probabilities(forward_func, xs, args, labels, config)
+    rows = _PairRows(xs[0].shape[0], label_ids, xs[0].device)
+    scores = explainer(rows.image, rows.target, config.reduce, explain_batch_size)
+    predicted = torch.sort(probs, dim=1, descending=True, stable=True).indices[:, :2]
+    jobs = rows.jobs(predicted[:, 0], deletion)
+    curves = batched_curves(
+        forward_func,
+        xs,
+        args,
+        rank_positions(scores),
+        jobs,
+        config,
+        explainer.layout,
+        label_ids=subset,
+        output_shape=shape,
+    )
+    return label_ids, probs, predicted, curves.cpu()
 
 
 def _clean_probabilities(
     forward_func: Callable[..., Any],
-    inputs: Tensor,
+    inputs: tuple[Tensor, ...],
     args: tuple[Any, ...] | None,
     labels: Sequence[int] | Tensor | None,
     config: CurveConfig,
-) -> tuple[Callable[..., Any], list[int], Tensor]:
-    """The model to evaluate, the label ids and the clean probabilities ``(N, L)``.
+) -> tuple[list[int], Tensor | None, Tensor, tuple[int, ...]]:
+    """The label ids, the subset (``None`` for all labels), the clean probabilities
+    ``(N, L)`` and the outputs' non-batch shape.
 
-    One pass over the full model's outputs; with a label subset, the model is restricted
-    to it and the softmax is taken over the subset.
+    One pass over the full model's outputs; with a label subset and ``head="softmax"``
+    the softmax is taken over the subset.
     """
     outputs = class_outputs(
-        forward_func, inputs, args, config.apply_softmax, config.max_examples_per_batch
+        forward_func,
+        inputs,
+        args,
+        config.head,
+        config.max_examples_per_batch,
+        "evaluate_all_labels",
     )
+    if outputs.dim() != 2:
+        raise ValueError(
+            "evaluate_all_labels needs (N, num_labels) outputs (or a single logit with "
+            f"head='binary'); `forward_func` returns shape {tuple(outputs.shape)}. Wrap "
+            "the model so that it returns one score per label."
+        )
+    num = 2 if config.head == "binary" else int(outputs.shape[1])
     if labels is None:
-        if outputs.shape[1] < 2:
+        if num < 2:
             raise ValueError(
                 "evaluate_all_labels needs at least 2 labels; `forward_func` returns "
-                f"{outputs.shape[1]} output per example."
+                f"{outputs.shape[1]} output per example (head={config.head!r}; for a "
+                "single logit pass head='binary')."
             )
-        return (
-            forward_func,
-            list(range(outputs.shape[1])),
-            to_probabilities(outputs, config.apply_softmax),
-        )
-    label_ids = check_labels(labels, outputs.shape[1], "labels")
-    model = restrict_labels(forward_func, label_ids)
-    return model, label_ids, to_probabilities(outputs[:, label_ids], config.apply_softmax)
+        return list(range(num)), None, to_probabilities(outputs, config.head), _shape(outputs)
+    label_ids = check_labels(labels, num, "labels")
+    subset = torch.tensor(label_ids, dtype=torch.long, device=outputs.device)
+    return label_ids, subset, to_probabilities(outputs, config.head, subset), _shape(outputs)
+
+
+def _shape(outputs: Tensor) -> tuple[int, ...]:
+    return tuple(int(s) for s in outputs.shape[1:])
+
+
+class _Explainer:
+    """Calls ``explain_func`` on chunks of (image, label) rows and scores the positions.
+
+    Each call gets the rows' inputs in the user's container, the rows' targets, the
+    rows of ``additional_forward_args`` and ``explain_kwargs``; the attributions are
+    checked (container, rows) and turned into ``(R, P)`` scores by the layout.
+    """
+
+    def __init__(
+        self,
+        explain_func: Callable[..., Any],
+        inputs: tuple[Tensor, ...],
+        is_tuple: bool,
+        args: tuple[Any, ...] | None,
+        explain_kwargs: Any,
+        layout: FeatureLayout,
+    ):
+        if args is not None and not explain_signature(explain_func)[1]:
+            raise TypeError(
+                "`explain_func` does not accept `additional_forward_args`, but "
+                "additional_forward_args were given (it is called as explain_func(inputs, "
+                "target=..., additional_forward_args=...))."
+            )
+        self.explain_func, self.inputs, self.is_tuple = explain_func, inputs, is_tuple
+        self.args, self.layout = args, layout
+        self.kwargs = check_explain_kwargs(explain_kwargs)
+
+    def __call__(
+        self, row_image: Tensor, row_target: Tensor, reduce: str, batch_size: int | None
+    ) -> Tensor:
+        """``(R, P)`` scores of the positions, one row per (image, label) pair."""
+        scores = []
+        for chunk in chunk_slices(row_image.shape[0], batch_size):
+            image = row_image[chunk]
+            x = tuple(t.index_select(0, image) for t in self.inputs)
+            kwargs = expand_explain_kwargs(self.kwargs, image, self.inputs)
+            if self.args is not None:
+                kwargs["additional_forward_args"] = expand_additional_forward_args(
+                    self.args, image
+                )
+            attributions = call_explain(
+                self.explain_func, format_like(x, self.is_tuple), row_target[chunk], **kwargs
+            )
+            what = (
+                f"The attributions returned by `explain_func` (for a batch of {x[0].shape[0]} "
+                "(image, label) pairs)"
+            )
+            check_attribution_rows(attributions, len(x), x[0].shape[0], what)
+            scores.append(self.layout.maps(attributions, reduce, what, examples=image))
+        return scores[0] if len(scores) == 1 else torch.cat(scores, dim=0)
 
 
 class _PairRows:
     """The (image, label) pairs of an evaluation, image-major.
 
     Rows ``i * L .. i * L + L - 1`` are the ``L`` labels of image ``i``; ``image``,
-    ``label`` (position in the label list) and ``target`` (label id) give one value per
-    row.
+    ``label`` (position in the label list, the column of the probabilities read) and
+    ``target`` (label id, given to ``explain_func``) give one value per row.
     """
 
     def __init__(self, n: int, label_ids: list[int], device: torch.device):
@@ -315,35 +446,3 @@ def _report(
         deletion_at_prediction=deletion_pred,
         settings=settings,
     )
-
-
-def _explain(
-    explain_func: Callable[..., Any],
-    inputs: Tensor,
-    args: tuple[Any, ...] | None,
-    row_image: Tensor,
-    row_target: Tensor,
-    reduce: str,
-    batch_size: int | None,
-) -> Tensor:
-    """Calls ``explain_func`` on chunks of (image, label) rows; returns ``(R, *spatial)`` maps."""
-    if args is not None and not explain_signature(explain_func)[1]:
-        raise TypeError(
-            "`explain_func` does not accept `additional_forward_args`, but "
-            "additional_forward_args were given (it is called as explain_func(inputs, "
-            "target=..., additional_forward_args=...))."
-        )
-    maps = []
-    for chunk in chunk_slices(row_image.shape[0], batch_size):
-        image = row_image[chunk]
-        x = inputs.index_select(0, image)
-        kwargs = {}
-        if args is not None:
-            kwargs["additional_forward_args"] = expand_additional_forward_args(args, image)
-        attributions = call_explain(explain_func, x, row_target[chunk], **kwargs)
-        what = (
-            f"The attributions returned by `explain_func` (for a batch of {x.shape[0]} "
-            "(image, label) pairs)"
-        )
-        maps.append(saliency_maps(attributions, x, reduce, what, examples=image))
-    return maps[0] if len(maps) == 1 else torch.cat(maps, dim=0)

@@ -14,14 +14,17 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
+from captum_soundness._utils.baselines import UNSET as FILL_UNSET
+from captum_soundness._utils.baselines import resolve_baselines
 from captum_soundness._utils.finite import check_finite
+from captum_soundness._utils.heads import UNSET as SOFTMAX_UNSET
+from captum_soundness._utils.heads import resolve_head
 from captum_soundness._utils.rng import SeedType
 from captum_soundness._utils.validation import (
     check_nonnegative_float,
     check_positive_float,
     check_unit_interval,
 )
-from captum_soundness.fills import FillLike
 from captum_soundness.metrics._engine import run_curves
 
 __all__ = [
@@ -130,10 +133,11 @@ def _check_scores(insertion_score: Tensor, prob: Tensor) -> None:
 def _insertion_scores(
     caller: str,
     forward_func: Callable[..., Any],
-    inputs: Tensor,
-    attributions: Tensor,
+    inputs: Tensor | tuple[Tensor, ...],
+    attributions: Any,
     target: TargetType,
     additional_forward_args: Any,
+    feature_mask: Any,
     settings: dict[str, Any],
 ) -> tuple[Tensor, Tensor]:
     """``(N,)`` insertion scores and clean target probabilities (``settings``: the curve
@@ -145,6 +149,7 @@ def _insertion_scores(
         attributions,
         target,
         additional_forward_args,
+        feature_mask=feature_mask,
         return_clean=True,
         caller=caller,
         **settings,
@@ -155,20 +160,23 @@ def _insertion_scores(
 
 def completeness(
     forward_func: Callable[..., Any],
-    inputs: Tensor,
-    attributions: Tensor,
+    inputs: Tensor | tuple[Tensor, ...],
+    attributions: Tensor | tuple[Tensor, ...],
     target: TargetType = None,
     additional_forward_args: Any = None,
     *,
-    fill: FillLike = None,
+    baselines: Any = None,
+    feature_mask: Tensor | tuple[Tensor, ...] | None = None,
     fractions: int | Sequence[float] | Tensor = 28,
     n_fill_samples: int = 1,
-    apply_softmax: bool = True,
+    head: str | None = None,
     reduce: str = "sum",
     max_examples_per_batch: int | None = None,
     seed: SeedType = None,
     epsilon: float = 0.1,
     alpha: float = 1.0,
+    fill: Any = FILL_UNSET,
+    apply_softmax: Any = SOFTMAX_UNSET,
 ) -> Tensor:
     r"""Completeness of saliency maps (Gupta et al., 2022, definition of section 2).
 
@@ -178,7 +186,7 @@ def completeness(
             \frac{\max(\varepsilon, S_a(x))}{\min(\alpha, p_a(x))}\Big),
 
     where :math:`S_a(x)` is the mean of :func:`insertion_curve` and :math:`p_a(x)` the
-    clean probability of the target under the same softmax. A value of 1 means the
+    clean probability of the target under the same ``head``. A value of 1 means the
     top-ranked positions alone support the label (on average over mask sizes) at least
     as strongly as the whole input; :math:`\varepsilon` forgives insertion scores below
     it and :math:`\alpha` caps the clean probability that has to be matched. Defined as 1
@@ -189,18 +197,21 @@ def completeness(
     ``ig_completeness_error``.
 
     Args:
-        forward_func: The model, returning ``(N, num_classes)`` scores.
-        inputs: Tensor of shape ``(N, C, *spatial)``.
-        attributions: ``(N, C, *spatial)``, ``(N, 1, *spatial)`` or ``(N, *spatial)``
-            (see :func:`insertion_curve`).
-        target: Label per example (Captum's ``TargetType``); ``None`` uses the
-            predicted label.
-        additional_forward_args, fill, fractions, n_fill_samples: The settings of the
+        forward_func: The model, returning ``(N, *S)`` scores (see ``head``).
+        inputs: A tensor or a tuple of tensors of rank >= 2 (see :func:`insertion_curve`).
+        attributions: In the container of ``inputs``, each shaped like its input (see
+            :func:`insertion_curve`).
+        target: Captum's ``TargetType`` (int, tuple index into a multi-dimensional
+            output, tensor of 1 or ``N`` elements, list of ``N`` ints or tuples);
+            ``None`` uses the predicted label of 2-D outputs.
+        additional_forward_args, baselines, feature_mask, fractions: The settings of the
             insertion curve, as in :func:`insertion_curve` (same meanings and defaults).
-        apply_softmax, reduce, max_examples_per_batch, seed: Also as in
-            :func:`insertion_curve`.
+        n_fill_samples, head, reduce, seed: Also as in :func:`insertion_curve`.
+        max_examples_per_batch: Maximum number of model inputs (rows) per forward pass,
+            as in :func:`insertion_curve`.
         epsilon: :math:`\varepsilon \ge 0` (reference 0.1).
         alpha: :math:`\alpha > 0` (reference 1).
+        fill, apply_softmax: Deprecated aliases of ``baselines`` and ``head``.
 
     Returns:
         Tensor of shape ``(N,)`` with values in ``[0, 1]`` (0 only
@@ -218,10 +229,10 @@ def completeness(
     """
     epsilon, alpha, _ = check_metric_constants(epsilon=epsilon, alpha=alpha)
     settings = {
-        "fill": fill,
+        "baselines": resolve_baselines(baselines, fill),
         "fractions": fractions,
         "n_fill_samples": n_fill_samples,
-        "apply_softmax": apply_softmax,
+        "head": resolve_head(head, apply_softmax),
         "reduce": reduce,
         "max_examples_per_batch": max_examples_per_batch,
         "seed": seed,
@@ -233,6 +244,7 @@ def completeness(
         attributions,
         target,
         additional_forward_args,
+        feature_mask,
         settings,
     )
     return completeness_from_scores(score, prob, epsilon, alpha)
@@ -240,19 +252,22 @@ def completeness(
 
 def soundness(
     forward_func: Callable[..., Any],
-    inputs: Tensor,
-    attributions: Tensor,
+    inputs: Tensor | tuple[Tensor, ...],
+    attributions: Tensor | tuple[Tensor, ...],
     target: TargetType = None,
     additional_forward_args: Any = None,
     *,
-    fill: FillLike = None,
+    baselines: Any = None,
+    feature_mask: Tensor | tuple[Tensor, ...] | None = None,
     fractions: int | Sequence[float] | Tensor = 28,
     n_fill_samples: int = 1,
-    apply_softmax: bool = True,
+    head: str | None = None,
     reduce: str = "sum",
     max_examples_per_batch: int | None = None,
     seed: SeedType = None,
     beta: float = 0.1,
+    fill: Any = FILL_UNSET,
+    apply_softmax: Any = SOFTMAX_UNSET,
 ) -> Tensor:
     r"""Soundness of saliency maps (Gupta et al., 2022, definition of section 2).
 
@@ -262,7 +277,7 @@ def soundness(
         \qquad (= 1 \text{ when } S_a(x) = 0),
 
     where :math:`S_a(x)` is the mean of :func:`insertion_curve` and :math:`p_a(x)` the
-    clean probability of the target under the same softmax. A value below 1 means the
+    clean probability of the target under the same ``head``. A value below 1 means the
     masked inputs support the label *more* than the input itself does: the map
     manufactures evidence (an unsound certificate). :math:`\beta` forgives insertion
     scores up to :math:`\beta`. Soundness matters most for labels other than the
@@ -270,10 +285,13 @@ def soundness(
 
     Args:
         forward_func, inputs, attributions, target: As in :func:`completeness`.
-        additional_forward_args, fill, fractions, n_fill_samples, apply_softmax: The insertion
+        additional_forward_args, baselines, feature_mask, fractions: The insertion
             curve's settings (see :func:`insertion_curve`).
-        reduce, max_examples_per_batch, seed: See :func:`insertion_curve` as well.
+        n_fill_samples, head, reduce, seed: See :func:`insertion_curve` as well.
+        max_examples_per_batch: Maximum number of model inputs (rows) per forward pass,
+            as in :func:`insertion_curve`.
         beta: :math:`0 \le \beta \le 1` (reference 0.1).
+        fill, apply_softmax: Deprecated aliases of ``baselines`` and ``head``.
 
     Returns:
         One soundness value per example, ``(N,)``, in ``[0, 1]``; 0 is reached only
@@ -289,15 +307,22 @@ def soundness(
     """
     _, _, beta = check_metric_constants(beta=beta)
     settings = {
-        "fill": fill,
+        "baselines": resolve_baselines(baselines, fill),
         "fractions": fractions,
         "n_fill_samples": n_fill_samples,
-        "apply_softmax": apply_softmax,
+        "head": resolve_head(head, apply_softmax),
         "reduce": reduce,
         "max_examples_per_batch": max_examples_per_batch,
         "seed": seed,
     }
     score, prob = _insertion_scores(
-        "soundness", forward_func, inputs, attributions, target, additional_forward_args, settings
+        "soundness",
+        forward_func,
+        inputs,
+        attributions,
+        target,
+        additional_forward_args,
+        feature_mask,
+        settings,
     )
     return soundness_from_scores(score, prob, beta)

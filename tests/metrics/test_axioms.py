@@ -112,8 +112,15 @@ def test_bad_inputs():
         ig_completeness_error(model, x, attr, torch.zeros(3, 1, 4, 4), target=0)
     with pytest.raises(ValueError, match="`target`"):
         ig_completeness_error(model, x, attr, target=7)
+    # an int target indexes like Python (and Captum): -1 is the last output
+    assert torch.equal(
+        ig_completeness_error(model, x, attr + 0.1, target=-1),
+        ig_completeness_error(model, x, attr + 0.1, target=2),
+    )
     with pytest.raises(ValueError, match="`target`"):
-        ig_completeness_error(model, x, attr, target=-1)
+        ig_completeness_error(model, x, attr, target=[0, 1, 2, -1])  # per-example: >= 0
+    with pytest.raises(ValueError, match="`target`"):
+        ig_completeness_error(model, x, attr, target=(1, 0))  # one index into a 3-D output
     with pytest.raises(TypeError, match="`forward_func`"):
         ig_completeness_error("model", x, attr, target=0)
     with pytest.raises(ValueError, match="`tolerance`"):

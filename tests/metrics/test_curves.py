@@ -47,12 +47,12 @@ def test_int_fractions_is_the_same_grid():
     assert torch.equal(a, b)
 
 
-def test_constant_fill_value_and_apply_softmax_false():
+def test_constant_baseline_value_and_probabilities_head():
     # fill 1: A, label 0, k=1 keeps pos0 -> [1,1,1,1] z=(2,2)
-    curve = insertion_curve(RowSums(), X, A, TARGET, fill=1.0, fractions=[0.25])
+    curve = insertion_curve(RowSums(), X, A, TARGET, baselines=1.0, fractions=[0.25])
     assert curve[0, 0].item() == pytest.approx(0.5, abs=1e-12)
     probs_model = nn.Sequential(RowSums(), nn.Softmax(dim=1)).eval()
-    a = insertion_curve(probs_model, X, A, TARGET, fractions=4, apply_softmax=False)
+    a = insertion_curve(probs_model, X, A, TARGET, fractions=4, head="probabilities")
     b = insertion_curve(RowSums(), X, A, TARGET, fractions=4)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
@@ -142,7 +142,7 @@ def test_chunked_equals_unchunked(fill):
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(3, 3, 6, 5, generator=gen, dtype=torch.float64)
     attr = torch.randn(3, 3, 6, 5, generator=gen)
-    kwargs = {"fill": fill, "fractions": 5, "n_fill_samples": 3, "seed": 7}
+    kwargs = {"baselines": fill, "fractions": 5, "n_fill_samples": 3, "seed": 7}
     for fn in (insertion_curve, deletion_curve):
         # float64: identical up to the model's own batch-size-dependent rounding
         assert_chunking_invariant(
@@ -171,20 +171,20 @@ def test_random_fills_are_seeded_and_averaged():
     fill = NoiseFill("gaussian")
     a = assert_seeded_determinism(
         lambda s: insertion_curve(
-            model, x, attr, 0, fill=fill, fractions=4, n_fill_samples=4, seed=s
+            model, x, attr, 0, baselines=fill, fractions=4, n_fill_samples=4, seed=s
         ),
         seed=0,
         other_seed=1,
     )
-    c = insertion_curve(model, x, attr, 0, fill=fill, fractions=4, n_fill_samples=4, seed=1)
+    c = insertion_curve(model, x, attr, 0, baselines=fill, fractions=4, n_fill_samples=4, seed=1)
     # the full-image point does not depend on the fill
     torch.testing.assert_close(a[:, -1], c[:, -1], rtol=1e-6, atol=1e-7)
     g = torch.Generator().manual_seed(0)
-    d = insertion_curve(model, x, attr, 0, fill=fill, fractions=4, n_fill_samples=4, seed=g)
+    d = insertion_curve(model, x, attr, 0, baselines=fill, fractions=4, n_fill_samples=4, seed=g)
     assert torch.equal(a, d)
     # deterministic fills ignore n_fill_samples (the expectation is exact)
-    e1 = insertion_curve(model, x, attr, 0, fill=MeanFill(), fractions=4, n_fill_samples=1)
-    e5 = insertion_curve(model, x, attr, 0, fill=MeanFill(), fractions=4, n_fill_samples=5)
+    e1 = insertion_curve(model, x, attr, 0, baselines=MeanFill(), fractions=4, n_fill_samples=1)
+    e5 = insertion_curve(model, x, attr, 0, baselines=MeanFill(), fractions=4, n_fill_samples=5)
     assert torch.equal(e1, e5)
 
 
@@ -251,7 +251,7 @@ def test_rejects_bad_fractions(fractions):
         insertion_curve(RowSums(), X, A, TARGET, fractions=fractions)
 
 
-@pytest.mark.parametrize("target", [2, [0, 2], -1, torch.tensor([0, -3])])
+@pytest.mark.parametrize("target", [2, [0, 2], -3, torch.tensor([0, -3]), [0, -1]])
 def test_rejects_targets_out_of_range(target):
     for fn in (insertion_curve, deletion_curve):
         with pytest.raises(ValueError, match="target"):
@@ -281,7 +281,7 @@ def test_rejects_bad_n_fill_samples_and_chunking():
     "model",
     [
         lambda x: x.flatten(1).sum(dim=1),  # (N,)
-        lambda x: x.flatten(1)[:, :2].unsqueeze(2),  # (N, 2, 1)
+        lambda x: x.flatten(1)[:, :2].unsqueeze(2),  # (N, 2, 1): a softmax over 1 class
         lambda x: x.flatten(1)[:, :1],  # (N, 1) under a softmax
     ],
     ids=["1d", "3d", "one-class"],
@@ -295,7 +295,7 @@ def test_one_output_is_fine_without_softmax():
     def model(x):
         return torch.sigmoid(x.flatten(1).sum(dim=1, keepdim=True))
 
-    curve = insertion_curve(model, X, A, 0, fractions=4, apply_softmax=False)
+    curve = insertion_curve(model, X, A, 0, fractions=4, head="probabilities")
     assert curve[0, -1].item() == pytest.approx(sigmoid(10.0))
 
 

@@ -179,7 +179,7 @@ def test_evaluation_chunked_equals_unchunked(fill):
     model, x = make_model().double(), make_inputs().double()
     if isinstance(fill, DatasetFill):
         fill = DatasetFill(fill.pool.double())
-    kwargs = {"fill": fill, "n_fill_samples": 2, "seed": 3, "fractions": 5, "deletion": "all"}
+    kwargs = {"baselines": fill, "n_fill_samples": 2, "seed": 3, "fractions": 5, "deletion": "all"}
     assert_chunking_invariant(
         lambda m: evaluate_all_labels(
             FakeExplainer(), model, x, max_examples_per_batch=m, **kwargs
@@ -195,12 +195,12 @@ def test_random_fill_is_shared_with_the_curve_functions():
     model, x = make_model(), make_inputs()
     fill = NoiseFill("gaussian")
     report = evaluate_all_labels(
-        FakeExplainer(), model, x, fill=fill, n_fill_samples=3, seed=5, fractions=4
+        FakeExplainer(), model, x, baselines=fill, n_fill_samples=3, seed=5, fractions=4
     )
     target = torch.full((N,), 2)
     attr = FakeExplainer()(x, target)
     curve = insertion_curve(
-        model, x, attr, target, fill=fill, n_fill_samples=3, seed=5, fractions=4
+        model, x, attr, target, baselines=fill, n_fill_samples=3, seed=5, fractions=4
     )
     torch.testing.assert_close(report.insertion[:, 2], curve)
 

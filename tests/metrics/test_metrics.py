@@ -98,7 +98,12 @@ def test_adversarial_wrong_label_mask_is_complete_but_unsound():
 
 def test_curve_kwargs_are_passed_through():
     model = RowSums()
-    kw = {"fill": NoiseFill("uniform"), "n_fill_samples": 3, "seed": 0, "fractions": [0.5, 1.0]}
+    kw = {
+        "baselines": NoiseFill("uniform"),
+        "n_fill_samples": 3,
+        "seed": 0,
+        "fractions": [0.5, 1.0],
+    }
     s = insertion_curve(model, X, A, TARGET, **kw).mean(dim=1)
     p = torch.softmax(model(X), dim=1)[[0, 1], TARGET]
     torch.testing.assert_close(soundness(model, X, A, TARGET, **kw), soundness_from_scores(s, p))
@@ -113,9 +118,9 @@ def test_curve_kwargs_are_passed_through():
     )
 
 
-def test_apply_softmax_false():
+def test_probabilities_head():
     probs_model = nn.Sequential(RowSums(), nn.Softmax(dim=1)).eval()
-    a = soundness(probs_model, X, A, TARGET, fractions=4, apply_softmax=False)
+    a = soundness(probs_model, X, A, TARGET, fractions=4, head="probabilities")
     b = soundness(RowSums(), X, A, TARGET, fractions=4)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
