@@ -10,39 +10,51 @@ from typing import Any
 import torch
 from captum._utils.typing import TargetType
 from captum.attr import Attribution
+from captum.log import log_usage
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from captum_soundness._utils.fill_samples import check_fill_samples, sample_fill
+from captum_soundness._utils.baselines import UNSET, format_baselines, resolve_baselines
+from captum_soundness._utils.features import FeatureLayout
+from captum_soundness._utils.fill_samples import check_fill_samples
 from captum_soundness._utils.finite import bad_examples, check_finite, format_examples
 from captum_soundness._utils.forward import (
     check_forward_args,
-    check_output,
     chunk_slices,
     expand_additional_forward_args,
-    num_outputs,
-    run_forward,
 )
+from captum_soundness._utils.heads import (
+    check_head,
+    check_head_values,
+    head_output,
+    log_probabilities,
+    num_labels,
+    per_label,
+    probabilities,
+    warn_if_probabilities,
+)
+from captum_soundness._utils.inputs import format_inputs, format_like
 from captum_soundness._utils.model_state import preserved_model, warn_if_training
 from captum_soundness._utils.rng import SeedType, draw_seeds, make_generator
+from captum_soundness._utils.targets import Targets, resolve_targets
 from captum_soundness._utils.validation import (
     check_choice,
-    check_inputs,
     check_max_examples_per_batch,
     check_nonnegative_float,
     check_positive_float,
     check_positive_int,
-    check_targets,
 )
-from captum_soundness.attr._common import Adam, check_spatial_dims, upsample
-from captum_soundness.attr._recipes import (
-    LR_SCHEDULES,
-    area_penalty,
-    area_reference,
-    lr_at,
-    resolve_preset,
+from captum_soundness.attr._common import Adam
+from captum_soundness.attr._mask_params import (
+    MaskParams,
+    add_regularisers,
+    check_mask_layout,
+    compose,
+    fixed_fills,
+    groups_present,
 )
-from captum_soundness.fills import Fill, FillLike, as_fill
+from captum_soundness.attr._recipes import LR_SCHEDULES, area_reference, lr_at, resolve_preset
+from captum_soundness.fills import Fill
 
 __all__ = ["OBJECTIVES", "SimpleMasking"]
 
@@ -55,17 +67,17 @@ _PROGRESS_EVERY = 10
 class SimpleMasking(Attribution):
     r"""Learned soft masks: the saliency method of Gupta et al. (2022), section 3.
 
-    For every example :math:`x` and label :math:`a`, mask logits :math:`w` are learned at
-    a reduced resolution (:math:`\lceil H/s \rceil \times \lceil W/s \rceil` for a
-    down-sampling factor :math:`s`), initialised to 0, so the mask starts at 0.5
-    everywhere:
+    For every example :math:`x` and target :math:`a`, mask logits :math:`w` are learned,
+    initialised to 0 (the mask starts at 0.5 everywhere). For an image the logits live on
+    a reduced grid (:math:`\lceil H/s \rceil \times \lceil W/s \rceil` for a
+    down-sampling factor :math:`s`):
 
     .. math::
 
         m &= \operatorname{upsample}\big(\sigma(w)\big)
             \quad\text{(bilinear, to exactly } H \times W\text{; none when } s = 1) \\
         q(m) &= \frac{1}{B} \sum_{j=1}^{B}
-            \operatorname{softmax}\big(f(x \odot m + g_j \odot (1 - m))\big),
+            p\big(f(x \odot m + g_j \odot (1 - m))\big),
             \qquad g_j \sim G \text{ fresh every step} \\
         \mathcal{L} &= \operatorname{objective}(q(m), a) + l_1 \sum_{i,j} m_{ij}
             + \mathrm{tv} \cdot \mathrm{TV}(m)
@@ -74,18 +86,41 @@ class SimpleMasking(Attribution):
         \mathrm{TV}(m) &= \sum_{i=1}^{H-1} \sum_{j=1}^{W-1}
             (m_{ij} - m_{i+1,j})^2 + (m_{ij} - m_{i,j+1})^2
 
-    The last term is the area constraint of extremal perturbation (Fong et al., 2019):
-    the ascending sorted mask values are pulled towards :math:`r`, :math:`\lfloor (1 - A)
-    P \rfloor` zeros followed by ones (:math:`P` positions, target area :math:`A` =
-    ``area``, weight :math:`\lambda_A` = ``area_weight``; off in the paper's recipe).
+    :math:`p` turns the model's scores into probabilities (``head``: a softmax over the
+    classes by default). The last term is the area constraint of extremal perturbation
+    (Fong et al., 2019): the ascending sorted mask values are pulled towards :math:`r`,
+    :math:`\lfloor (1 - A) P \rfloor` zeros followed by ones (:math:`P` positions, target
+    area :math:`A` = ``area``, weight :math:`\lambda_A` = ``area_weight``; off in the
+    paper's recipe).
 
     The total variation sums both squared differences over the top-left
-    :math:`(H-1) \times (W-1)` block only, as the reference implementation does. The mask
-    has one channel and is shared by all channels of the input. The losses of all
-    examples are summed and divided by the number of examples, and :math:`w` is trained
-    with Adam (the update of :class:`torch.optim.Adam` with its default betas and eps),
-    with a constant step size or one that decays to 0 over the steps
-    (``lr_schedule``). Two objectives are offered:
+    :math:`(H-1) \times (W-1)` block only, as the reference implementation does. The losses
+    of all examples are summed and divided by the number of examples, and :math:`w` is
+    trained with Adam (the update of :class:`torch.optim.Adam` with its default betas and
+    eps), with a constant step size or one that decays to 0 over the steps
+    (``lr_schedule``).
+
+    **What a mask value covers.** The inputs are a tensor or a tuple of tensors (Captum's
+    convention); every input tensor gets its own mask, and the masks of a tuple are
+    optimised jointly (one forward pass over the tuple of masked inputs per step):
+
+    - ``(N, C, *spatial)`` with 1 to 3 spatial dimensions (sequences, images, volumes):
+      one mask over the spatial positions, shared by the channels, from logits on the
+      reduced grid, upsampled (linear, bilinear or trilinear, ``align_corners=False``);
+      :math:`l_1` sums it over the positions, TV regularises it as above (over every
+      spatial dimension).
+    - ``(N, F)`` tabular inputs: one logit per feature; no upsampling, no TV.
+    - with a ``feature_mask`` (Captum's grouping, as in
+      :class:`~captum.attr.FeatureAblation`): one logit per group (groups may span input
+      tensors), every element taking its group's value; no upsampling, no TV. With
+      per-example masks, :math:`l_1` counts the groups present in each example.
+
+    :math:`l_1` is the sum of the mask over all positions of all inputs (the paper's sum
+    over pixels), and the area constraint sorts all of them together.
+
+    **Objectives.** With :math:`q` the averaged probabilities over the classes (the last
+    output dimension) or, for ``head="sigmoid"``, the yes/no pair
+    :math:`(q_a, 1 - q_a)` of label :math:`a` alone:
 
     - ``"reference"`` (default): the reference implementation applies a cross-entropy
       loss to the *probabilities* :math:`q` as if they were logits,
@@ -93,9 +128,9 @@ class SimpleMasking(Attribution):
       TV weights were tuned against. Its gradient is bounded and weak (it saturates at
       :math:`q_a = 1` with a loss of :math:`\log(L - 1 + e) - 1`, not 0).
     - ``"log_prob"``: the clean alternative :math:`-\log q_a` (computed stably as
-      :math:`-\operatorname{logsumexp}_j \log \operatorname{softmax}(f(\tilde x_j))_a
-      + \log B`). It pushes :math:`q_a` towards 1 much harder, so the published
-      regularisation weights are relatively weaker under it.
+      :math:`-\operatorname{logsumexp}_j \log p(f(\tilde x_j))_a + \log B`). It pushes
+      :math:`q_a` towards 1 much harder, so the published regularisation weights are
+      relatively weaker under it.
 
     **Presets.** ``attribute(..., preset=...)`` picks a recipe: the value of every keyword
     of the table left at ``None`` (explicit keywords override the preset's values;
@@ -140,8 +175,9 @@ class SimpleMasking(Attribution):
       in training mode make every forward pass random and couple the examples of a
       batch. A :class:`UserWarning` is issued when it is training; the mode is never
       changed. The model is left exactly as found (modes, ``requires_grad`` flags, no
-      ``.grad`` on parameters, buffers), and PyTorch's global RNG is neither read nor
-      advanced.
+      ``.grad`` on parameters, buffers), and the model's own randomness (dropout) runs on
+      a fork of PyTorch's global RNG. ``seed=None`` draws one seed from the global RNG
+      (as :class:`~torch.utils.data.DataLoader` does); an explicit seed leaves it alone.
     - Gradients are taken with respect to the mask only: parameter gradients are never
       computed, which makes every step about as cheap as one forward and backward pass
       over the ``B * N`` masked inputs.
@@ -150,12 +186,14 @@ class SimpleMasking(Attribution):
     - Non-finite inputs, fill samples or model outputs raise a :class:`ValueError`
       naming the examples, also when the outputs turn NaN or infinite during the
       optimisation (the loss is checked once per step), instead of returning NaN masks.
+    - ``attribute`` is wrapped like Captum's methods (``captum.log.log_usage``), so
+      :class:`~captum.attr.NoiseTunnel` and Captum's metrics can call it.
 
     Args:
         forward_func (Callable or torch.nn.Module): The model, or any function that maps
-            a batch of inputs ``(N, C, *spatial)`` (and the additional forward arguments)
-            to scores of shape ``(N, num_classes)``, ``num_classes >= 2``. The scores are
-            treated as logits: a softmax is applied.
+            the inputs (one tensor or the tensors of a tuple, then the additional forward
+            arguments) to scores of shape ``(N, *S)``: ``(N, num_classes)`` logits by
+            default (see ``head`` of :meth:`attribute`).
 
     Examples::
 
@@ -166,7 +204,7 @@ class SimpleMasking(Attribution):
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5)).eval()
         >>> x, pool = torch.randn(2, 3, 8, 8), torch.randn(20, 3, 8, 8)
         >>> masks = SimpleMasking(model).attribute(
-        ...     x, target=[1, 3], fill=DatasetFill(pool), steps=50, downsample=2, seed=0
+        ...     x, target=[1, 3], baselines=DatasetFill(pool), steps=50, downsample=2, seed=0
         ... )
         >>> masks.shape, bool(masks.min() >= 0), bool(masks.max() <= 1)
         (torch.Size([2, 3, 8, 8]), True, True)
@@ -179,13 +217,15 @@ class SimpleMasking(Attribution):
     def multiplies_by_inputs(self) -> bool:
         return False
 
+    @log_usage()
     def attribute(
         self,
-        inputs: Tensor,
+        inputs: Tensor | tuple[Tensor, ...],
         target: TargetType = None,
         additional_forward_args: Any = None,
         *,
-        fill: FillLike = None,
+        baselines: Any = None,
+        feature_mask: Tensor | tuple[Tensor, ...] | None = None,
         preset: str = "paper",
         n_fill_samples: int | None = None,
         steps: int | None = None,
@@ -197,35 +237,47 @@ class SimpleMasking(Attribution):
         objective: str | None = None,
         area: float | None = None,
         area_weight: float | None = None,
+        head: str = "softmax",
         seed: SeedType = None,
         show_progress: bool = False,
         max_examples_per_batch: int | None = None,
-    ) -> Tensor:
-        r"""Learns one mask per example and target label.
+        fill: Any = UNSET,
+    ) -> Tensor | tuple[Tensor, ...]:
+        r"""Learns one mask per example and target (per input tensor of a tuple).
 
         All examples (with their own targets) are optimised together: every step runs
         one forward and one backward pass over the ``B * N`` masked inputs of a batch
-        (``B = n_fill_samples`` for random fills, 1 for deterministic ones).
+        (``B = n_fill_samples`` when a baseline is random, 1 when all are deterministic).
 
         Args:
-            inputs (Tensor): Inputs of shape ``(N, C, *spatial)`` with one, two (images,
-                ``(N, C, H, W)``) or three spatial dimensions.
-            target (int, list or Tensor, optional): The label to explain for each
-                example: an int (the same label for all), a list of ``N`` ints or a 1-D
-                integer tensor of length ``N``. Different examples may have different
-                labels. ``None`` explains each example's predicted label
-                (``argmax`` of the model's scores on the clean input).
+            inputs (Tensor or tuple of Tensor): A tensor or a tuple of tensors with the
+                examples first: ``(N, F)`` tabular, ``(N, C, L)``, ``(N, C, H, W)``,
+                ``(N, C, D, H, W)`` (see *What a mask value covers* in the class
+                docstring).
+            target (int, tuple, Tensor or list, optional): Captum's ``TargetType``: an
+                int (the same label for all), a tuple (one index into a
+                multi-dimensional output, the same for all), a tensor of one element or
+                of ``N`` labels, a list of ``N`` ints or ``N`` tuples. ``None`` explains
+                each example's predicted label (``argmax`` of the scores on the clean
+                input; ``head="binary"``: the more probable of its 2 labels) and needs
+                ``(N, num_classes)`` outputs. ``target=(1, 0)`` on ``(N, C)`` outputs
+                raises, as in Captum (a tuple is never one label per example).
             additional_forward_args (Any, optional): Further arguments passed to
                 ``forward_func`` after the inputs (a single object or a tuple). Tensors
                 with a leading dimension must have one row per example: they are
                 repeated to match the masked inputs.
-            fill (Fill, float or Tensor, optional): The fill distribution :math:`G` (see
-                :mod:`captum_soundness.fills`); anything :func:`~captum_soundness.fills.
-                as_fill` accepts. ``None`` is the constant fill 0. The paper trains with
-                :class:`~captum_soundness.fills.DatasetFill` on 100 to 1000 training
-                images. Deterministic fills (constant, mean, blur) are drawn once with a
-                single sample, since the expectation over them is exact; random fills
-                get ``n_fill_samples`` fresh draws per example and step.
+            baselines (optional): Captum's name for the replacement values, the fill
+                distribution :math:`G`: ``None`` (0), a number, a tensor broadcastable
+                to one example, a per-example tensor (``N`` rows), a
+                :class:`~captum_soundness.fills.Fill` (``DatasetFill``: random pool
+                images, the paper's training fill, ``BlurFill``, ``NoiseFill``, ...), or
+                for a tuple of inputs a tuple of these. Deterministic baselines are used
+                once per step (the expectation over them is exact); random fills get
+                ``n_fill_samples`` fresh draws per example and step.
+            feature_mask (Tensor or tuple of Tensor, optional): Captum's grouping of
+                features (integer group ids per input, broadcastable to it, first
+                dimension 1 or ``N``): one mask value is learned per group. Default:
+                ``None`` (see *What a mask value covers*).
             preset (str, optional): The recipe that gives every keyword below left at
                 ``None`` its value: ``"paper"`` (the reference recipe, exactly),
                 ``"fast"`` or ``"area"`` (see *Presets* in the class docstring and
@@ -242,15 +294,15 @@ class SimpleMasking(Attribution):
                 ``"linear"`` (:math:`\mathrm{lr} \cdot (1 - t / T)`). Default: the
                 preset's (paper: ``"constant"``).
             downsample (int, optional): :math:`s`, the down-sampling factor of the
-                mask logits: they live on a grid of
-                ``ceil(size / downsample)`` positions per spatial dimension and are
-                upsampled (linear/bilinear/trilinear, ``align_corners=False``) to the
-                input's exact size, multiple of ``downsample`` or not. 1 means a mask at
-                full resolution, without upsampling. Default: the preset's (paper: 4).
-            l1 (float, optional): Weight of :math:`\sum m` (mask size). Default: the
-                preset's (paper: 2e-5).
-            tv (float, optional): Weight of the total variation :math:`\mathrm{TV}(m)`.
-                Default: the preset's (paper: 0.01).
+                logits of inputs of rank >= 3: ``ceil(size / downsample)`` cells per
+                spatial dimension, upsampled to the input's exact size. 1 means a mask
+                at full resolution, without upsampling (required for more than 3
+                spatial dimensions). Unused for tabular inputs and with a
+                ``feature_mask``. Default: the preset's (paper: 4).
+            l1 (float, optional): Weight of :math:`\sum m` over the positions (mask
+                size). Default: the preset's (paper: 2e-5).
+            tv (float, optional): Weight of the total variation :math:`\mathrm{TV}(m)`
+                of grid masks. Default: the preset's (paper: 0.01).
             objective (str, optional): ``"reference"`` (cross-entropy applied to the
                 averaged probabilities as if they were logits, as in the reference
                 implementation) or ``"log_prob"`` (:math:`-\log q_a`). Default: the
@@ -260,23 +312,36 @@ class SimpleMasking(Attribution):
                 0``. Default: the preset's (paper: 0.1, unused).
             area_weight (float, optional): :math:`\lambda_A`, the weight of the area
                 constraint; 0 turns it off. Default: the preset's (paper: 0).
-            seed (int, torch.Generator or None, optional): Seed of the fill draws. The
-                same seed gives the same masks; ``None`` draws fresh randomness. The
-                global RNG is never used. Each example gets its own random stream,
-                derived from the seed and the example's position in ``inputs``.
+            head (str, optional): How the scores become probabilities :math:`p`:
+                ``"softmax"`` (logits, softmax over the last dimension), ``"probabilities"``
+                (used as they are; values outside ``[0, 1]`` raise), ``"sigmoid"`` (one
+                logit per label; label :math:`a` is the pair :math:`(p_a, 1 - p_a)`, so
+                its mask does not depend on the other labels' heads) or ``"binary"`` (a
+                single logit, ``(N,)`` or ``(N, 1)``: labels 0 and 1). With
+                ``"softmax"``, outputs that look like probabilities already get a
+                warning. Default: ``"softmax"``.
+            seed (int, torch.Generator or None, optional): Seed of the random fill
+                draws. The same seed gives the same masks. ``None`` draws one seed from
+                PyTorch's global RNG, so ``torch.manual_seed`` makes runs repeatable; an
+                int or a generator leaves the global RNG untouched. Each example gets its
+                own random stream, derived from the seed and its position in ``inputs``.
             show_progress (bool, optional): Show a ``tqdm`` progress bar over the steps
                 with the current mean loss per example. Default: ``False``.
-            max_examples_per_batch (int, optional): Optimise at most this many
-                *examples* together (each step then evaluates the model on at most
-                ``max_examples_per_batch * B`` masked inputs); examples are processed
-                in consecutive chunks. This bounds memory and gives the same masks as
-                an unchunked run. ``None`` optimises all examples together.
+            max_examples_per_batch (int, optional): The maximum number of model inputs
+                (rows) per forward pass, as in Captum's metrics: the examples are
+                optimised in consecutive chunks of ``max(1, max_examples_per_batch //
+                B)`` (each step of a chunk evaluates ``B`` masked copies of each of its
+                examples). The masks are those of an unchunked run. ``None`` optimises
+                all examples together.
+            fill (optional): Deprecated alias of ``baselines`` (a
+                :class:`DeprecationWarning`; giving both raises a :class:`TypeError`).
 
         Returns:
-            *Tensor* of **attributions**:
-            - **attributions** (*Tensor*): The learned masks :math:`m`, values in
-              ``[0, 1]``, broadcast over channels to the shape of ``inputs``, in the
-              inputs' dtype and on their device.
+            *Tensor* or *tuple* of *Tensor* of **attributions**:
+            - **attributions** (*Tensor* or *tuple[Tensor, ...]*): The learned masks
+              :math:`m`, values in ``[0, 1]``, in the container of ``inputs``, each
+              broadcast to its input's shape (over channels, or from groups), in its
+              dtype and on its device.
 
         Examples::
 
@@ -287,94 +352,107 @@ class SimpleMasking(Attribution):
             >>> model = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10)).eval()
             >>> x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
             >>> masking = SimpleMasking(model)
-            >>> masks = masking.attribute(x, target=[0, 1, 2, 3], fill=NoiseFill(),
+            >>> masks = masking.attribute(x, target=[0, 1, 2, 3], baselines=NoiseFill(),
             ...                           n_fill_samples=4, steps=20, seed=0)
             >>> masks.shape
             torch.Size([4, 1, 28, 28])
         """
-        inputs = _check_masking_inputs(inputs)
-        n = inputs.shape[0]
-        recipe = resolve_preset(
-            preset,
-            n_fill_samples=n_fill_samples,
-            steps=steps,
-            lr=lr,
-            lr_schedule=lr_schedule,
-            downsample=downsample,
-            l1=l1,
-            tv=tv,
-            objective=objective,
-            area=area,
-            area_weight=area_weight,
+        call = _check_call(
+            inputs,
+            target,
+            additional_forward_args,
+            resolve_baselines(baselines, fill, stacklevel=4),
+            "baselines" if fill is UNSET else "fill",
+            feature_mask,
+            resolve_preset(
+                preset,
+                n_fill_samples=n_fill_samples,
+                steps=steps,
+                lr=lr,
+                lr_schedule=lr_schedule,
+                downsample=downsample,
+                l1=l1,
+                tv=tv,
+                objective=objective,
+                area=area,
+                area_weight=area_weight,
+            ),
+            head,
+            show_progress,
+            max_examples_per_batch,
         )
-        config = _make_config(inputs, fill, recipe)
-        if not isinstance(show_progress, bool):
-            raise TypeError(f"`show_progress` must be a bool, got {show_progress!r}.")
-        max_examples_per_batch = check_max_examples_per_batch(max_examples_per_batch)
-        generator = make_generator(seed, inputs.device, "seed")
-        args = check_forward_args(additional_forward_args, n)
-        check_targets(target, n, allow_none=True)  # kind and length, before any forward
+        generator = make_generator(seed, call.xs[0].device, "seed")  # before the RNG fork
         warn_if_training(self.forward_func, "SimpleMasking")
-
-        x = inputs.detach()
-        with (
-            preserved_model(self.forward_func, devices=[x.device]),
-            torch.enable_grad(),  # also inside a caller's torch.no_grad() block
-        ):
-            targets = self._targets(x, target, args, max_examples_per_batch)
-            seeds = None if config.fill.deterministic else draw_seeds(generator, n)
-            chunks = list(chunk_slices(n, max_examples_per_batch))
-            mask = self._fit_chunks(x, targets, args, seeds, config, chunks, show_progress)
-        return mask.to(inputs.dtype).expand_as(inputs).contiguous()
+        return self._run(call, generator)
 
     # ---- helpers ---------------------------------------------------------------------
 
-    def _targets(
-        self, x: Tensor, target: TargetType, args: tuple[Any, ...] | None, max_batch: int | None
-    ) -> Tensor:
-        """Checks the targets against the model's outputs (or predicts them)."""
-        n = x.shape[0]
-        if target is not None:
-            num_classes = num_outputs(self.forward_func, x, args)
-            _check_num_classes(num_classes)
-            return check_targets(target, n, num_classes, device=x.device)
-        predicted = []
+    def _run(self, call: _Call, generator: torch.Generator) -> Tensor | tuple[Tensor, ...]:
+        """Predicts or checks the targets, then learns the masks (model left as found)."""
+        with (
+            preserved_model(self.forward_func, devices=[call.xs[0].device]),
+            torch.enable_grad(),  # also inside a caller's torch.no_grad() block
+        ):
+            flat, classes = self._targets(call)
+            seeds = draw_seeds(generator, call.n) if call.config.random else None
+            masks = self._fit_chunks(call, flat, classes, seeds)
+        return format_like(
+            tuple(m.to(x.dtype).expand_as(x).contiguous() for m, x in zip(masks, call.xs)),
+            call.is_tuple,
+        )
+
+    def _targets(self, call: _Call) -> tuple[Tensor, int]:
+        """Runs the clean inputs once (checked for the head) and resolves the targets.
+
+        Returns the flat index of every example's target into the flattened
+        probabilities, and the number of classes (the last dimension of the
+        probabilities).
+        """
+        xs, n, head = call.xs, call.n, call.config.head
+        device = xs[0].device
+        outs = []
         with torch.no_grad():
-            for chunk in chunk_slices(n, max_batch):
-                index = torch.arange(chunk.start, chunk.stop, device=x.device)
-                out = run_forward(
-                    self.forward_func, x[chunk], expand_additional_forward_args(args, index)
-                )
-                out = check_output(out, chunk.stop - chunk.start)
-                _check_num_classes(out.shape[1])
-                predicted.append(out.argmax(dim=1))
-        return torch.cat(predicted).to(device=x.device, dtype=torch.long)
+            for chunk in chunk_slices(n, call.max_rows):
+                index = torch.arange(chunk.start, chunk.stop, device=device)
+                args = expand_additional_forward_args(call.args, index)
+                out = _forward(self.forward_func, tuple(x[chunk] for x in xs), args)
+                out = head_output(out, chunk.stop - chunk.start, head)
+                check_head_values(out, head, "The outputs of `forward_func` on `inputs`", index)
+                outs.append(out)
+        out = outs[0] if len(outs) == 1 else torch.cat(outs)
+        warn_if_probabilities(out, head, "SimpleMasking")
+        labels = num_labels(out.shape, head)
+        if call.targets.is_none and len(labels) == 1:
+            if head == "binary":
+                flat = (out[:, 0] > 0).long()  # the more probable label; 0 on a tie
+            else:  # the head's map is monotonic: the argmax of the scores
+                flat = out.argmax(dim=1)
+        else:
+            flat = call.targets.flat((n, *labels), device=device)
+        return flat.to(device=device, dtype=torch.long), labels[-1]
 
     def _fit_chunks(
-        self,
-        x: Tensor,
-        targets: Tensor,
-        args: tuple[Any, ...] | None,
-        seeds: list[int] | None,
-        cfg: _Config,
-        chunks: list[slice],
-        show_progress: bool,
-    ) -> Tensor:
-        """Optimises the masks chunk by chunk (with a progress bar); returns ``(n, 1, ...)``."""
+        self, call: _Call, flat: Tensor, classes: int, seeds: list[int] | None
+    ) -> tuple[Tensor, ...]:
+        """Optimises the masks chunk by chunk (with a progress bar); one mask per input."""
+        cfg = call.config
+        per_chunk = None if call.max_rows is None else max(1, call.max_rows // cfg.n_samples)
+        chunks = list(chunk_slices(call.n, per_chunk))
         bar = (
             tqdm(total=cfg.steps * len(chunks), desc="SimpleMasking", unit="step")
-            if show_progress
+            if call.show_progress
             else None
         )
+        device = call.xs[0].device
         try:
             masks = [
                 self._fit(
-                    x[chunk],
-                    targets[chunk],
-                    args,
-                    torch.arange(chunk.start, chunk.stop, device=x.device),
+                    call,
+                    tuple(x[chunk] for x in call.xs),
+                    flat[chunk],
+                    classes,
+                    torch.arange(chunk.start, chunk.stop, device=device),
                     None if seeds is None else seeds[chunk],
-                    cfg,
                     bar,
                 )
                 for chunk in chunks
@@ -382,79 +460,71 @@ class SimpleMasking(Attribution):
         finally:
             if bar is not None:
                 bar.close()
-        return masks[0] if len(masks) == 1 else torch.cat(masks, dim=0)
+        if len(masks) == 1:
+            return masks[0]
+        return tuple(torch.cat(parts, dim=0) for parts in zip(*masks))
 
     def _fit(
         self,
-        x: Tensor,
+        call: _Call,
+        xs: tuple[Tensor, ...],
         target: Tensor,
-        args: tuple[Any, ...] | None,
+        classes: int,
         examples: Tensor,
         seeds: Sequence[int] | None,
-        cfg: _Config,
         bar: Any,
-    ) -> Tensor:
-        """Optimises the masks of one chunk of examples; returns ``(c, 1, *spatial)``."""
-        c, spatial = x.shape[0], tuple(x.shape[2:])
+    ) -> tuple[Tensor, ...]:
+        """Optimises the masks of one chunk of examples; returns one mask per input."""
+        cfg, c = call.config, xs[0].shape[0]
         b = cfg.n_samples
-        param_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-        low = tuple(math.ceil(size / cfg.downsample) for size in spatial)
-        logits = torch.zeros((c, 1, *low), dtype=param_dtype, device=x.device)
-        logits.requires_grad_(True)
-        optimizer = Adam(logits, cfg.lr)
-        upsample = _upsampler(low, spatial)
-
+        dtype = _param_dtype(xs)
+        present = None if call.present is None else call.present[examples]
+        params = MaskParams(xs, call.layout, cfg.downsample, dtype, examples, present)
+        optimizers = [Adam(logits, cfg.lr) for logits in params.logits]
         # Rows of the model batch are laid out sample-major: row j * c + i is sample j of
         # example i. Additional forward args are repeated once per chunk, not per step.
-        rep_args = expand_additional_forward_args(args, examples.repeat(b))
+        rep_args = expand_additional_forward_args(call.args, examples.repeat(b))
         generators = None
         if seeds is not None:
-            generators = [torch.Generator(device=x.device).manual_seed(s) for s in seeds]
-        else:
-            with torch.no_grad():
-                g0 = sample_fill(cfg.fill, x, 1, examples=examples)[0]  # (c, C, *spatial)
-                diff0 = x - g0
+            generators = [torch.Generator(device=xs[0].device).manual_seed(s) for s in seeds]
+        fixed = fixed_fills(xs, cfg.fills, examples)
         area_ref = None
         if cfg.area_weight > 0:
-            area_ref = area_reference(math.prod(spatial), cfg.area, logits)
+            area_ref = area_reference(call.layout.num_positions, cfg.area, params.logits[0])
 
         for step in range(cfg.steps):
-            mask = upsample(torch.sigmoid(logits))  # (c, 1, *spatial)
-            mask_in = mask if mask.dtype == x.dtype else mask.to(x.dtype)
-            if generators is None:
-                masked = torch.addcmul(g0, mask_in, diff0)
-            else:
-                with torch.no_grad():
-                    g = _draw(cfg.fill, x, b, generators)  # (b, c, C, *spatial), unchecked
-                    diff = x.unsqueeze(0) - g
-                masked = torch.addcmul(g, mask_in, diff).flatten(0, 1)
-            out = run_forward(self.forward_func, masked, rep_args)
-            if step == 0:
-                check_output(out, b * c)
-            out = out.to(torch.promote_types(out.dtype, torch.float32)).view(b, c, -1)
-            per_example = _objective(cfg.objective, out, target).to(param_dtype)
-            per_example = _add_regularisers(per_example, mask, cfg, area_ref)
-            if not bool(torch.isfinite(per_example.detach()).all()):  # one check per step
-                _raise_not_finite(
-                    step, per_example, out, None if generators is None else g, examples
-                )
+            masks = params.masks()
+            masked, samples = compose(xs, masks.inputs, cfg.fills, fixed, b, generators)
+            out = head_output(_forward(self.forward_func, masked, rep_args), b * c, cfg.head)
+            per_example = _objective(cfg, out, b, target, classes).to(dtype)
+            per_example = add_regularisers(
+                per_example, masks, cfg.l1, cfg.tv, cfg.area_weight, area_ref
+            )
+            bad = ~torch.isfinite(per_example.detach()).all()
+            if cfg.head == "probabilities":
+                bad = bad | ((out < 0) | (out > 1)).any()
+            if bool(bad):  # one check per step
+                _raise_not_finite(step, per_example, out, samples, examples, cfg.head)
             loss = per_example.sum() * cfg.scale
-            (grad,) = torch.autograd.grad(loss, logits)
-            optimizer.lr = lr_at(cfg.lr_schedule, cfg.lr, step, cfg.steps)
-            optimizer.step(grad)
+            grads = torch.autograd.grad(loss, params.logits)
+            lr = lr_at(cfg.lr_schedule, cfg.lr, step, cfg.steps)
+            for optimizer, grad in zip(optimizers, grads):
+                optimizer.lr = lr
+                optimizer.step(grad)
             if bar is not None:
                 bar.update(1)
                 if step % _PROGRESS_EVERY == 0 or step == cfg.steps - 1:
                     bar.set_postfix(loss=f"{float(per_example.detach().mean()):.4f}")
         with torch.no_grad():
-            return upsample(torch.sigmoid(logits))
+            return params.masks().inputs
 
 
 @dataclass(frozen=True)
 class _Config:
     """The validated hyper-parameters of one :meth:`SimpleMasking.attribute` call."""
 
-    fill: Fill
+    fills: tuple[Fill, ...]
+    random: bool
     n_samples: int
     steps: int
     lr: float
@@ -465,29 +535,81 @@ class _Config:
     objective: str
     area: float
     area_weight: float
+    head: str
     scale: float
 
 
-def _check_masking_inputs(inputs: Any) -> Tensor:
-    """Checks ``inputs``: a finite floating tensor ``(N, C, *spatial)``, 1 to 3 spatial dims."""
-    inputs = check_inputs(inputs, "inputs")
-    check_spatial_dims(inputs)
-    check_finite(inputs, "`inputs`")
-    return inputs
+@dataclass(frozen=True)
+class _Call:
+    """The checked arguments of one :meth:`SimpleMasking.attribute` call."""
+
+    xs: tuple[Tensor, ...]
+    is_tuple: bool
+    n: int
+    targets: Targets
+    args: tuple[Any, ...] | None
+    layout: FeatureLayout
+    present: Tensor | None
+    config: _Config
+    show_progress: bool
+    max_rows: int | None
 
 
-def _make_config(inputs: Tensor, fill: FillLike, recipe: dict[str, Any]) -> _Config:
+def _check_call(
+    inputs: Any,
+    target: Any,
+    additional_forward_args: Any,
+    baselines: Any,
+    baselines_name: str,
+    feature_mask: Any,
+    recipe: dict[str, Any],
+    head: Any,
+    show_progress: Any,
+    max_examples_per_batch: Any,
+) -> _Call:
+    """Checks every argument of :meth:`SimpleMasking.attribute` before any model call."""
+    xs, is_tuple = format_inputs(inputs, "inputs", min_dim=2)
+    for i, x in enumerate(xs):
+        check_finite(x, "`inputs`" if not is_tuple else f"`inputs[{i}]`")
+    n = int(xs[0].shape[0])
+    fills = format_baselines(baselines, xs, baselines_name)
+    layout = FeatureLayout(xs, feature_mask)
+    config = _make_config(n, fills, recipe, check_head(head))
+    check_mask_layout(xs, layout, config.downsample)
+    present = groups_present(layout)
+    if present is not None and config.area_weight > 0:
+        raise ValueError(
+            "`area_weight` > 0 needs the same groups in every example, but the per-example "
+            "`feature_mask` leaves some groups out of some examples."
+        )
+    targets = resolve_targets(target, n, device=xs[0].device)
+    if not isinstance(show_progress, bool):
+        raise TypeError(f"`show_progress` must be a bool, got {show_progress!r}.")
+    return _Call(
+        xs=xs,
+        is_tuple=is_tuple,
+        n=n,
+        targets=targets,
+        args=check_forward_args(additional_forward_args, n),
+        layout=layout,
+        present=present,
+        config=config,
+        show_progress=show_progress,
+        max_rows=check_max_examples_per_batch(max_examples_per_batch),
+    )
+
+
+def _make_config(n: int, fills: tuple[Fill, ...], recipe: dict[str, Any], head: str) -> _Config:
     """Checks the hyper-parameters of :meth:`SimpleMasking.attribute` (in signature order).
 
     ``recipe`` holds the preset's values with the explicit keywords applied
     (:func:`~captum_soundness.attr._recipes.resolve_preset`).
 
-    Deterministic fills (constant, mean, blur) are drawn once with a single sample; random
-    fills get ``n_fill_samples`` per example and step. The losses of the examples are
-    summed and scaled by ``1 / N``.
+    Deterministic fills (constant, mean, blur, per-example tensors) are drawn once with a
+    single sample; when any input's fill is random every input gets ``n_fill_samples``
+    rows per example and step. The losses of the examples are summed and scaled by
+    ``1 / N``.
     """
-    fill_obj = as_fill(fill, "fill")
-    fill_obj.check_compatible(inputs, "fill")
     n_fill_samples = check_positive_int(recipe["n_fill_samples"], "n_fill_samples")
     steps = check_positive_int(recipe["steps"], "steps")
     lr = check_positive_float(recipe["lr"], "lr")
@@ -499,9 +621,11 @@ def _make_config(inputs: Tensor, fill: FillLike, recipe: dict[str, Any]) -> _Con
     area = check_positive_float(recipe["area"], "area")
     if area >= 1:
         raise ValueError(f"`area` must lie in (0, 1), got {area}.")
+    random = not all(fill.deterministic for fill in fills)
     return _Config(
-        fill=fill_obj,
-        n_samples=1 if fill_obj.deterministic else n_fill_samples,
+        fills=fills,
+        random=random,
+        n_samples=n_fill_samples if random else 1,
         steps=steps,
         lr=lr,
         lr_schedule=lr_schedule,
@@ -511,91 +635,65 @@ def _make_config(inputs: Tensor, fill: FillLike, recipe: dict[str, Any]) -> _Con
         objective=objective,
         area=area,
         area_weight=check_nonnegative_float(recipe["area_weight"], "area_weight"),
-        scale=1.0 / inputs.shape[0],
+        head=head,
+        scale=1.0 / n,
     )
 
 
-def _objective(objective: str, out: Tensor, target: Tensor) -> Tensor:
-    r"""The objective per example from scores ``out`` ``(B, c, L)`` of the masked inputs.
+def _param_dtype(xs: tuple[Tensor, ...]) -> torch.dtype:
+    """The dtype of the mask logits: the inputs' (promoted), float32 for half precision."""
+    dtype = None
+    for x in xs:
+        d = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        dtype = d if dtype is None else torch.promote_types(dtype, d)
+    assert dtype is not None
+    return dtype
 
-    ``"reference"``: :math:`-q_a + \log \sum_b e^{q_b}` on the averaged probabilities
-    :math:`q`; ``"log_prob"``: :math:`-\log q_a`, computed stably.
+
+def _forward(forward_func: Callable[..., Any], xs: tuple[Tensor, ...], args: Any) -> Any:
+    """``forward_func(*inputs, *additional_forward_args)``, as Captum calls it."""
+    return forward_func(*xs, *args) if args is not None else forward_func(*xs)
+
+
+def _objective(cfg: _Config, out: Tensor, b: int, target: Tensor, classes: int) -> Tensor:
+    r"""The objective per example from checked scores ``out`` ``(b * c, *S)`` of the
+    masked inputs (sample-major rows), for flat targets ``(c,)`` into the probabilities.
+
+    ``"reference"``: :math:`-q_a + \log \sum_k e^{q_k}` on the averaged probabilities
+    :math:`q` over the target's classes (over :math:`(q_a, 1 - q_a)` for per-label
+    heads); ``"log_prob"``: :math:`-\log q_a`, computed stably.
     """
-    b, c = out.shape[0], out.shape[1]
-    if objective == "reference":
-        q = torch.softmax(out, dim=-1).mean(dim=0)  # (c, L)
-        return torch.logsumexp(q, dim=-1) - q.gather(1, target.view(c, 1)).squeeze(1)
-    gather_index = target.view(1, c, 1).expand(b, c, 1)
-    logp = torch.log_softmax(out, dim=-1).gather(2, gather_index).squeeze(2)
+    c = target.shape[0]
+    if cfg.objective == "reference":
+        q = probabilities(out, cfg.head).view(b, c, -1).mean(dim=0)  # (c, prod S')
+        if per_label(cfg.head):
+            qa = q.gather(1, target.view(c, 1)).squeeze(1)
+            return torch.logsumexp(torch.stack([qa, 1 - qa], dim=1), dim=1) - qa
+        rows = q.view(c, -1, classes)[torch.arange(c, device=q.device), target // classes]
+        return torch.logsumexp(rows, dim=-1) - rows.gather(
+            1, (target % classes).view(c, 1)
+        ).squeeze(1)
+    logp = log_probabilities(out, cfg.head).view(b, c, -1)
+    logp = logp.gather(2, target.view(1, c, 1).expand(b, c, 1)).squeeze(2)
     return math.log(b) - torch.logsumexp(logp, dim=0)
 
 
-def _add_regularisers(
-    per_example: Tensor, mask: Tensor, cfg: _Config, area_ref: Tensor | None
-) -> Tensor:
-    """``per_example`` plus the mask-size (l1), total-variation and area terms, in order."""
-    if cfg.l1 > 0:
-        per_example = per_example + cfg.l1 * mask.flatten(1).sum(dim=1)
-    if cfg.tv > 0:
-        per_example = per_example + cfg.tv * _total_variation(mask)
-    if area_ref is not None:
-        per_example = per_example + cfg.area_weight * area_penalty(mask, area_ref)
-    return per_example
-
-
-def _check_num_classes(num_classes: int) -> None:
-    if num_classes < 2:
-        raise ValueError(
-            "`forward_func` must return scores for at least 2 labels (a softmax over one "
-            f"label is constant), got {num_classes}."
-        )
-
-
-def _upsampler(low: tuple[int, ...], spatial: tuple[int, ...]) -> Callable[[Tensor], Tensor]:
-    """Returns the map from low-resolution masks ``(c, 1, *low)`` to ``(c, 1, *spatial)``."""
-    if low == spatial:
-        return lambda m: m
-    return lambda m: upsample(m, spatial, align_corners=False)
-
-
-def _total_variation(mask: Tensor) -> Tensor:
-    """Per-example TV of ``(c, 1, *spatial)`` masks over the top-left block (reference)."""
-    spatial = mask.shape[2:]
-    if any(size < 2 for size in spatial):
-        return mask.new_zeros(mask.shape[0])
-    block = (slice(None), slice(None), *(slice(0, size - 1) for size in spatial))
-    base = mask[block]
-    total = None
-    for k, size in enumerate(spatial):
-        shifted = list(block)
-        shifted[2 + k] = slice(1, size)
-        term = (base - mask[tuple(shifted)]).square().flatten(1).sum(dim=1)
-        total = term if total is None else total + term
-    assert total is not None
-    return total
-
-
-def _draw(fill: Fill, x: Tensor, n_samples: int, generators: list[torch.Generator]) -> Tensor:
-    """Draws ``(n_samples, c, *x.shape[1:])`` fills, example ``i`` from ``generators[i]``.
-
-    One random stream per example makes the draws independent of how the examples are
-    chunked, so chunked and unchunked runs see the same fills.
-    """
-    parts = [
-        sample_fill(fill, x[i : i + 1], n_samples, gen, check=False)
-        for i, gen in enumerate(generators)
-    ]
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-
-
 def _raise_not_finite(
-    step: int, per_example: Tensor, out: Tensor, fill: Tensor | None, examples: Tensor
+    step: int,
+    per_example: Tensor,
+    out: Tensor,
+    samples: list[Tensor],
+    examples: Tensor,
+    head: str,
 ) -> None:
-    """Names the cause of a non-finite loss: the fill samples, the model's outputs ``(b,
-    c, L)`` on the masked inputs, or else the loss itself."""
-    if fill is not None:
-        check_fill_samples(fill, examples)
+    """Names the cause of a non-finite loss: the fill samples, the model's outputs ``(b *
+    c, *S)`` on the masked inputs (outside ``[0, 1]`` for ``head="probabilities"``), or
+    else the loss itself."""
+    for g in samples:
+        check_fill_samples(g, examples)
     when = f"on the masked inputs at step {step + 1}"
-    check_finite(out.transpose(0, 1), f"The outputs of `forward_func` {when}", examples)
+    c = examples.shape[0]
+    rows = out.detach().reshape(-1, c, *out.shape[1:]).transpose(0, 1)
+    check_head_values(rows, head, f"The outputs of `forward_func` {when}", examples)
     where = format_examples(bad_examples(~torch.isfinite(per_example.detach()), examples))
     raise ValueError(f"SimpleMasking: the loss is NaN or infinite {when} (examples {where}).")

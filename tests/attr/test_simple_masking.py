@@ -21,6 +21,7 @@ from helpers import (
 )
 from torch import nn
 
+from captum_soundness._utils.baselines import UNSET
 from captum_soundness.attr import SimpleMasking
 from captum_soundness.fills import BlurFill, ConstantFill, DatasetFill, MeanFill, NoiseFill
 from captum_soundness.masking import compose, fraction_counts, rank_positions, topk_masks
@@ -82,7 +83,7 @@ def test_patch_model_mask_ranks_the_patch_first(objective, fill):
     masks = SimpleMasking(model).attribute(
         x,
         target,
-        fill=fill,
+        baselines=fill,
         n_fill_samples=8,
         steps=100,
         downsample=1,
@@ -108,7 +109,9 @@ def test_patch_model_mask_ranks_the_patch_first(objective, fill):
 
 def test_mask_range_shape_dtype():
     x = _x()
-    out = SimpleMasking(seeded_linear()).attribute(x, [0, 1, 2], fill=NoiseFill(), seed=0, **FAST)
+    out = SimpleMasking(seeded_linear()).attribute(
+        x, [0, 1, 2], baselines=NoiseFill(), seed=0, **FAST
+    )
     assert out.shape == x.shape and out.dtype == x.dtype and out.is_contiguous()
     assert bool((out >= 0).all() and (out <= 1).all())
     # one mask broadcast over channels
@@ -130,7 +133,7 @@ def test_any_mask_size(h, w, downsample):
 def test_downsampled_mask_is_smooth_and_full_resolution_is_not():
     x = _x(n=1, h=16, w=16)
     model = seeded_linear(h=16, w=16)
-    kw = {"fill": NoiseFill(), "seed": 0, "steps": 30, "tv": 0.0, "n_fill_samples": 4}
+    kw = {"baselines": NoiseFill(), "seed": 0, "steps": 30, "tv": 0.0, "n_fill_samples": 4}
     coarse = SimpleMasking(model).attribute(x, 0, downsample=8, **kw)[:, 0]
     fine = SimpleMasking(model).attribute(x, 0, downsample=1, **kw)[:, 0]
     assert _tv(coarse) < _tv(fine)
@@ -139,7 +142,7 @@ def test_downsampled_mask_is_smooth_and_full_resolution_is_not():
 def test_tv_gives_a_smoother_mask():
     x = _x(n=2, h=12, w=12)
     model = seeded_linear(h=12, w=12, classes=5)
-    kw = {"fill": NoiseFill("gaussian"), "seed": 0, "steps": 60, "n_fill_samples": 4}
+    kw = {"baselines": NoiseFill("gaussian"), "seed": 0, "steps": 60, "n_fill_samples": 4}
     kw["downsample"] = 1
     sharp = SimpleMasking(model).attribute(x, [0, 3], tv=0.0, **kw)[:, 0]
     smooth = SimpleMasking(model).attribute(x, [0, 3], tv=0.05, **kw)[:, 0]
@@ -166,11 +169,13 @@ def test_chunked_equals_unchunked(fill, objective):
     model = bn_dropout_cnn()
     target = [0, 1, 2, 0, 1]
     sm = SimpleMasking(model)
-    kw = {"fill": fill, "seed": 3, "steps": 20, "n_fill_samples": 3, "objective": objective}
-    # identical up to float rounding of the model's batched kernels
+    kw = {"baselines": fill, "seed": 3, "steps": 20, "n_fill_samples": 3, "objective": objective}
+    # max_examples_per_batch counts model inputs: B = 3 rows per example for random fills
+    # (chunks of 1, 1, 2, 4 and all examples), 1 for MeanFill; identical up to float
+    # rounding of the model's batched kernels
     assert_chunking_invariant(
         lambda m: sm.attribute(x, target, max_examples_per_batch=m, **kw),
-        sizes=(1, 2, 4, 5, 100),
+        sizes=(1, 3, 6, 12, 100),
         atol=1e-6,
     )
 
@@ -178,7 +183,7 @@ def test_chunked_equals_unchunked(fill, objective):
 def test_same_seed_same_masks_and_fresh_randomness_otherwise():
     x = _x()
     sm = SimpleMasking(bn_dropout_cnn())
-    kw = {"fill": NoiseFill(), **FAST}
+    kw = {"baselines": NoiseFill(), **FAST}
     assert_seeded_determinism(lambda s: sm.attribute(x, 1, seed=s, **kw), seed=5, other_seed=6)
     assert not torch.equal(sm.attribute(x, 1, **kw), sm.attribute(x, 1, **kw))
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
@@ -189,8 +194,8 @@ def test_deterministic_fill_needs_no_seed():
     x = _x()
     sm = SimpleMasking(bn_dropout_cnn())
     for fill in (None, 0.5, ConstantFill(torch.tensor([0.0, 1.0]).view(2, 1, 1)), BlurFill(1.0)):
-        a = sm.attribute(x, 1, fill=fill, **FAST)
-        assert torch.equal(a, sm.attribute(x, 1, fill=fill, **FAST))
+        a = sm.attribute(x, 1, baselines=fill, **FAST)
+        assert torch.equal(a, sm.attribute(x, 1, baselines=fill, **FAST))
 
 
 def test_model_and_global_rng_untouched():
@@ -201,8 +206,13 @@ def test_model_and_global_rng_untouched():
         out = assert_model_untouched(  # batch-norm statistics restored too
             model,
             lambda: assert_global_rng_untouched(  # dropout ran on a forked RNG
-                lambda: sm.attribute(
-                    _x(), [0, 1, 2], fill=NoiseFill(), max_examples_per_batch=2, **FAST
+                lambda: sm.attribute(  # an int seed leaves the global RNG alone
+                    _x(),
+                    [0, 1, 2],
+                    baselines=NoiseFill(),
+                    seed=0,
+                    max_examples_per_batch=6,
+                    **FAST,
                 )
             ),
         )
@@ -215,7 +225,7 @@ def test_eval_model_no_warning_and_plain_callables_get_no_grads():
         warnings.simplefilter("error")
         SimpleMasking(model).attribute(_x(), 0, **FAST)
     # a plain function around the model: nothing to freeze, still no parameter grads
-    SimpleMasking(lambda inp: model(inp)).attribute(_x(), 0, fill=NoiseFill(), **FAST)
+    SimpleMasking(lambda inp: model(inp)).attribute(_x(), 0, baselines=NoiseFill(), **FAST)
     assert all(p.grad is None and p.requires_grad for p in model.parameters())
     assert not model.training
 
@@ -223,7 +233,7 @@ def test_eval_model_no_warning_and_plain_callables_get_no_grads():
 def test_works_inside_no_grad():
     x = _x()
     sm = SimpleMasking(bn_dropout_cnn())
-    kw = {"fill": NoiseFill(), "seed": 0, **FAST}
+    kw = {"baselines": NoiseFill(), "seed": 0, **FAST}
     with torch.no_grad():
         inside = sm.attribute(x, 1, **kw)
     assert torch.equal(inside, sm.attribute(x, 1, **kw))
@@ -234,7 +244,7 @@ def test_works_inside_no_grad():
 def test_cuda_inputs():  # pragma: no cover - run where a GPU is available
     model = bn_dropout_cnn().cuda()
     x = _x().cuda()
-    kw = {"fill": DatasetFill(torch.randn(5, 2, 6, 5)), **FAST}
+    kw = {"baselines": DatasetFill(torch.randn(5, 2, 6, 5)), **FAST}
     out = SimpleMasking(model).attribute(x, [0, 1, 2], seed=0, **kw)
     assert out.device == x.device and out.shape == x.shape
     again = SimpleMasking(model).attribute(x, [0, 1, 2], seed=0, max_examples_per_batch=2, **kw)
@@ -244,9 +254,17 @@ def test_cuda_inputs():  # pragma: no cover - run where a GPU is available
 def test_target_forms():
     x = _x()
     sm = SimpleMasking(bn_dropout_cnn())
-    kw = {"fill": NoiseFill(), "seed": 0, **FAST}
+    kw = {"baselines": NoiseFill(), "seed": 0, **FAST}
     ref = sm.attribute(x, [2, 2, 2], **kw)
-    for target in (2, torch.tensor(2), torch.tensor([2, 2, 2]), (2, 2, 2)):
+    for target in (
+        2,
+        -1,
+        (2,),
+        [(2,)] * 3,
+        torch.tensor(2),
+        torch.tensor([2]),
+        torch.tensor([2, 2, 2]),
+    ):
         assert torch.equal(sm.attribute(x, target, **kw), ref)
     # None: each example's predicted label
     with torch.no_grad():
@@ -258,7 +276,7 @@ def test_target_forms():
 def test_per_example_targets_are_independent():
     x = _x(n=2)
     sm = SimpleMasking(bn_dropout_cnn())
-    kw = {"fill": NoiseFill(), "seed": 0, **FAST}
+    kw = {"baselines": NoiseFill(), "seed": 0, **FAST}
     mixed = sm.attribute(x, [0, 2], **kw)
     torch.testing.assert_close(mixed[0], sm.attribute(x, 0, **kw)[0], atol=1e-6, rtol=0)
     torch.testing.assert_close(mixed[1], sm.attribute(x, 2, **kw)[1], atol=1e-6, rtol=0)
@@ -273,7 +291,7 @@ def test_additional_forward_args_follow_the_examples():
 
     x = _x(n=2)
     sign = torch.tensor([1.0, -1.0])
-    kw = {"fill": NoiseFill(), "seed": 0, **FAST}
+    kw = {"baselines": NoiseFill(), "seed": 0, **FAST}
     out = SimpleMasking(forward).attribute(x, [0, 1], (sign, 0.5), **kw)
     # flipping the logits of example 1 swaps it to the model's behaviour under -logits
     plain = SimpleMasking(base).attribute(x, [0, 1], **kw)
@@ -287,11 +305,11 @@ def test_one_and_three_spatial_dims():
     torch.manual_seed(0)
     model1d = nn.Sequential(nn.Flatten(), nn.Linear(2 * 11, 3)).eval()
     x1 = torch.randn(2, 2, 11)
-    out = SimpleMasking(model1d).attribute(x1, [0, 1], fill=NoiseFill(), downsample=3, **FAST)
+    out = SimpleMasking(model1d).attribute(x1, [0, 1], baselines=NoiseFill(), downsample=3, **FAST)
     assert out.shape == x1.shape and bool((out >= 0).all() and (out <= 1).all())
     model3d = nn.Sequential(nn.Flatten(), nn.Linear(1 * 4 * 5 * 3, 3)).eval()
     x3 = torch.randn(2, 1, 4, 5, 3)
-    out = SimpleMasking(model3d).attribute(x3, 2, fill=NoiseFill(), downsample=2, **FAST)
+    out = SimpleMasking(model3d).attribute(x3, 2, baselines=NoiseFill(), downsample=2, **FAST)
     assert out.shape == x3.shape
 
 
@@ -303,15 +321,16 @@ def test_dtypes_follow_inputs(dtype):
         model(x)
     except RuntimeError:  # pragma: no cover - kernels missing on this CPU build
         pytest.skip(f"no CPU kernels for {dtype}")
-    out = SimpleMasking(model).attribute(x, [0, 1, 2], fill=NoiseFill(), seed=0, **FAST)
+    out = SimpleMasking(model).attribute(x, [0, 1, 2], baselines=NoiseFill(), seed=0, **FAST)
     assert out.dtype == dtype and out.shape == x.shape
     assert bool(torch.isfinite(out.float()).all())
     assert bool((out >= 0).all() and (out <= 1).all())
 
 
 def test_show_progress(capsys):
+    # 3 examples, 3 fill samples each, 6 model inputs per pass: chunks of 2 and 1 examples
     SimpleMasking(seeded_linear()).attribute(
-        _x(), 0, fill=NoiseFill(), show_progress=True, max_examples_per_batch=2, **FAST
+        _x(), 0, baselines=NoiseFill(), show_progress=True, max_examples_per_batch=6, **FAST
     )
     err = capsys.readouterr().err
     assert "SimpleMasking" in err and "loss=" in err and "30/30" in err
@@ -328,7 +347,7 @@ def test_loss_decreases_with_more_steps():
         obj = -torch.log(q.gather(1, torch.tensor([[0], [1]]))).squeeze(1)
         return obj + 1e-3 * m[:, 0].sum(dim=(1, 2))
 
-    kw = {"fill": fill, "downsample": 1, "l1": 1e-3, "tv": 0.0, "objective": "log_prob"}
+    kw = {"baselines": fill, "downsample": 1, "l1": 1e-3, "tv": 0.0, "objective": "log_prob"}
     with torch.no_grad():
         start = loss(torch.full_like(x, 0.5))
         short = loss(SimpleMasking(model).attribute(x, [0, 1], steps=5, **kw))
@@ -357,11 +376,14 @@ def test_defaults_match_the_paper():
     params = inspect.signature(SimpleMasking.attribute).parameters
     assert list(params)[:4] == ["self", "inputs", "target", "additional_forward_args"]
     defaults = {k: v.default for k, v in params.items()}
-    assert defaults["preset"] == "paper" and defaults["fill"] is None  # values: test_recipes
+    assert defaults["preset"] == "paper" and defaults["baselines"] is None  # test_recipes
+    assert defaults["feature_mask"] is None and defaults["head"] == "softmax"
+    assert defaults["fill"] is UNSET  # the deprecated alias
     assert all(
         params[k].kind is inspect.Parameter.KEYWORD_ONLY
-        for k in ("fill", "steps", "seed", "max_examples_per_batch")
+        for k in ("baselines", "feature_mask", "fill", "steps", "head", "seed")
     )
+    assert list(params)[-1] == "fill" and "max_examples_per_batch" in params
 
 
 def test_first_adam_step():
@@ -391,13 +413,19 @@ X = _x()
         ({"inputs": [X]}, TypeError, "inputs"),
         ({"inputs": X.numpy()}, TypeError, "inputs"),
         ({"inputs": X.long()}, TypeError, "inputs"),
-        ({"inputs": X[:, 0, 0]}, ValueError, "inputs"),
+        ({"inputs": X[:, 0, 0, 0]}, ValueError, "inputs"),
+        ({"inputs": (X, X[:2])}, ValueError, "inputs"),
         ({"inputs": X[:0]}, ValueError, "inputs"),
         ({"inputs": X.view(3, 2, 3, 2, 5, 1)}, ValueError, "spatial"),
+        ({"inputs": X, "feature_mask": torch.zeros(3, 2, 6, 5)}, TypeError, "feature_mask"),
+        ({"feature_mask": torch.zeros(2, 1, 6, 5, dtype=torch.long)}, ValueError, "feature_mask"),
         ({"inputs": torch.full_like(X, float("nan"))}, ValueError, "inputs"),
         ({"target": [0, 1]}, ValueError, "target"),
         ({"target": 1.0}, TypeError, "target"),
         ({"target": torch.zeros(3, 1, dtype=torch.long)}, ValueError, "target"),
+        ({"target": torch.tensor([0.0, 1.0, 2.0])}, TypeError, "target"),
+        ({"target": [0, (1,), 2]}, TypeError, "target"),
+        ({"head": "logits"}, ValueError, "head"),
         ({"steps": 0}, ValueError, "steps"),
         ({"steps": 2.5}, TypeError, "steps"),
         ({"lr": 0.0}, ValueError, "lr"),
@@ -423,10 +451,14 @@ X = _x()
         ({"area_weight": -1.0}, ValueError, "area_weight"),
         ({"area_weight": float("inf")}, ValueError, "area_weight"),
         ({"area_weight": "1"}, TypeError, "area_weight"),
+        ({"baselines": "black"}, TypeError, "baselines"),
+        ({"baselines": DatasetFill(torch.zeros(4, 3, 6, 5))}, ValueError, "baselines"),
+        ({"baselines": DatasetFill(torch.zeros(4, 2, 5, 5))}, ValueError, "baselines"),
+        ({"baselines": torch.zeros(3, 1, 1)}, ValueError, "baselines"),
+        ({"baselines": torch.zeros(2, 2, 6, 5)}, ValueError, "baselines"),
+        ({"baselines": torch.full((3, 2, 6, 5), float("nan"))}, ValueError, "baselines"),
+        ({"baselines": 0.0, "fill": 0.0}, TypeError, "fill"),
         ({"fill": "black"}, TypeError, "fill"),
-        ({"fill": DatasetFill(torch.zeros(4, 3, 6, 5))}, ValueError, "fill"),
-        ({"fill": DatasetFill(torch.zeros(4, 2, 5, 5))}, ValueError, "fill"),
-        ({"fill": torch.zeros(3, 1, 1)}, ValueError, "fill"),
         ({"seed": "0"}, TypeError, "seed"),
         ({"show_progress": "yes"}, TypeError, "show_progress"),
         ({"max_examples_per_batch": 0}, ValueError, "max_examples_per_batch"),
@@ -441,12 +473,14 @@ def test_bad_arguments_rejected_before_any_work(kwargs, err, match):
     assert model.calls == 0
 
 
-@pytest.mark.parametrize("target", [3, -1, [0, 1, 7], torch.tensor([0, 0, 3])])
+@pytest.mark.parametrize(
+    "target", [3, -4, [0, 1, 7], [0, -1, 1], torch.tensor([0, 0, 3]), (1, 0), [(0, 1)] * 3]
+)
 def test_target_out_of_range(target):
     model = CountingModel()
     with pytest.raises(ValueError, match="target"):
         SimpleMasking(model).attribute(X, target, steps=3)
-    assert model.calls == 1  # one probe forward pass on one example, no optimisation
+    assert model.calls == 1  # one forward pass on the clean inputs, no optimisation
 
 
 def test_empty_dataset_pool_rejected():
@@ -457,7 +491,7 @@ def test_empty_dataset_pool_rejected():
 @pytest.mark.parametrize(
     ("forward", "err", "match"),
     [
-        (lambda x: x.flatten(1)[:, :1], ValueError, "at least 2"),
+        (lambda x: x.flatten(1)[:, :1], ValueError, "one class"),
         (lambda x: x.sum(dim=(1, 2, 3)), ValueError, "num_classes"),
         (lambda x: (x.flatten(1)[:, :3],), TypeError, "tensor"),
     ],
