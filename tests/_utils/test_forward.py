@@ -64,3 +64,24 @@ def test_sample_fill_rejects_wrong_shapes():
 
     with pytest.raises(ValueError, match="`fill` returned samples of shape"):
         sample_fill(Bad(), torch.zeros(2, 1, 3, 3), 2)
+
+
+def test_run_forward_unpacks_tuples_like_captum():
+    from captum_soundness._utils.forward import chunk_slices, run_forward
+
+    seen = []
+
+    def model(*args):
+        seen.append(args)
+        return torch.zeros(2, 3)
+
+    a, b = torch.zeros(2, 1), torch.ones(2, 4)
+    run_forward(model, a)
+    run_forward(model, (a, b), (7,))
+    run_forward(model, (a,), torch.ones(2))
+    assert seen[0] == (a,) and seen[1] == (a, b, 7)
+    assert seen[2][0] is a and torch.equal(seen[2][1], torch.ones(2))
+    with pytest.raises(TypeError, match="must return a tensor"):
+        run_forward(lambda *t: (torch.zeros(2, 3),), a)
+    assert list(chunk_slices(5, 2)) == [slice(0, 2), slice(2, 4), slice(4, 5)]
+    assert list(chunk_slices(5, None)) == [slice(0, 5)]

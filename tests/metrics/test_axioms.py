@@ -127,3 +127,65 @@ def test_bad_inputs():
         ig_completeness_passes(model, x, attr, target=0, tolerance=-1.0)
     with pytest.raises(TypeError, match="`steps`"):
         ig_steps_for_tolerance(IntegratedGradients(model), x, target=0, steps=[])
+
+
+# ---- Captum's conventions: tuple inputs and baselines, targets -------------------------
+
+
+def test_tuple_inputs_match_captum_convergence_delta():
+    from helpers import ImageMetaModel, seeded_randn
+
+    model = ImageMetaModel().double()
+    x = (seeded_randn(3, 2, 6, 6, seed=1).double(), seeded_randn(3, 4, seed=2).double())
+    per_example = seeded_randn(3, 4, seed=3).double()
+    for baselines in ((0.2, per_example), (x[0][:1] * 0.5, -0.1), None):
+        attr, delta = IntegratedGradients(model).attribute(
+            x, baselines=baselines, target=[0, 2, 1], n_steps=6, return_convergence_delta=True
+        )
+        with torch.no_grad():
+            base = (0.0, 0.0) if baselines is None else baselines
+            b = tuple(torch.zeros_like(t) + v for t, v in zip(x, base))
+            diff = (model(*x) - model(*b))[torch.arange(3), torch.tensor([0, 2, 1])]
+        err = ig_completeness_error(model, x, attr, baselines, [0, 2, 1])
+        torch.testing.assert_close(err, delta.abs() / diff.abs(), rtol=1e-9, atol=0)
+    with pytest.raises(ValueError, match="one baseline per input"):
+        ig_completeness_error(model, x, attr, (0.0,), 0)
+    with pytest.raises(TypeError, match="tuple of 2"):
+        ig_completeness_error(model, x, attr[0], None, 0)
+
+
+def test_one_tuple_equals_tensor_and_steps_for_tolerance_with_tuples():
+    from helpers import ImageMetaModel, seeded_randn
+
+    model, x = _model().eval(), _x()
+    attr = IntegratedGradients(model).attribute(x, target=1, n_steps=5)
+    ref = ig_completeness_error(model, x, attr, 0.1, 1)
+    assert torch.equal(ig_completeness_error(model, (x,), (attr,), (0.1,), 1), ref)
+    meta_model = ImageMetaModel().double()
+    both = (seeded_randn(2, 2, 6, 6, seed=1).double(), seeded_randn(2, 4, seed=2).double())
+    n_steps, attr2, err = ig_steps_for_tolerance(
+        IntegratedGradients(meta_model), both, target=torch.tensor([1]), steps=(1, 50, 400)
+    )
+    assert isinstance(attr2, tuple) and len(attr2) == 2 and bool((err <= 0.05).all())
+    assert n_steps > 1  # a single step does not pass
+
+
+def test_tuple_targets_on_multidimensional_outputs():
+    from captum.testing.helpers.basic_models import BasicModel_MultiLayer
+    from helpers import captum_model, init_params_, seeded_randn
+
+    inner = init_params_(captum_model(BasicModel_MultiLayer), seed=0).double()
+    x = seeded_randn(3, 3, seed=1).double()
+    attr, delta = IntegratedGradients(inner).attribute(
+        x,
+        target=(1, 0, 1),
+        additional_forward_args=(None, True),
+        n_steps=4,
+        return_convergence_delta=True,
+    )
+    err = ig_completeness_error(inner, x, attr, None, (1, 0, 1), (None, True))
+    with torch.no_grad():
+        out = inner(x, None, True) - inner(x * 0, None, True)
+    torch.testing.assert_close(err, delta.abs() / out[:, 1, 0, 1].abs(), rtol=1e-9, atol=0)
+    with pytest.raises(ValueError, match="target"):
+        ig_completeness_error(inner, x, attr, None, 1, (None, True))

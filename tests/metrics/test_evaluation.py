@@ -352,3 +352,210 @@ def test_explain_func_call_conventions():
     )
     with pytest.raises(TypeError, match="additional_forward_args"):
         evaluate_all_labels(positional, Scaled().eval(), x, additional_forward_args=(scale,))
+
+
+# ---- Captum's conventions: containers, explain_kwargs, heads ---------------------------
+
+
+class _Recorder:
+    """An explanation function that records its inputs and keyword arguments."""
+
+    def __init__(self, explain_func) -> None:
+        self.explain_func, self.calls = explain_func, []
+
+    def __call__(self, inputs, target, **kwargs):
+        self.calls.append((inputs, target, kwargs))
+        return self.explain_func(inputs, target=target, **kwargs)
+
+
+def _per_label(report, model, x, explain, **kw):
+    """Each label's insertion curves and soundness, computed one label at a time."""
+    for j, label in enumerate(report.labels):
+        target = torch.full((N,), label)
+        attr = explain(x, target)
+        torch.testing.assert_close(
+            report.insertion[:, j], insertion_curve(model, x, attr, target, fractions=4, **kw)
+        )
+        torch.testing.assert_close(
+            report.soundness[:, j], soundness(model, x, attr, target, fractions=4, **kw)
+        )
+
+
+def test_explain_kwargs_repeat_per_example_baselines_for_integrated_gradients():
+    from captum.attr import IntegratedGradients
+
+    model, x = make_model().double(), make_inputs().double()
+    base = torch.randn(N, C, H, W, generator=torch.Generator().manual_seed(7)).double()
+    ig = _Recorder(IntegratedGradients(model).attribute)
+    kwargs = {"baselines": base, "n_steps": 4}
+    fill = -base  # per-example baselines of the metrics: repeated over labels too
+    report = evaluate_all_labels(
+        ig, model, x, explain_kwargs=kwargs, baselines=fill, fractions=4, max_examples_per_batch=5
+    )
+    ((_, _, seen),) = ig.calls
+    assert torch.equal(seen["baselines"], base.repeat_interleave(K, dim=0))
+    assert seen["n_steps"] == 4
+    _per_label(
+        report,
+        model,
+        x,
+        lambda t, target: IntegratedGradients(model).attribute(
+            t, baselines=base, target=target, n_steps=4
+        ),
+        baselines=fill,
+    )
+    # the issue's call: baselines=ims * 0, in chunks of explain_batch_size
+    zero = evaluate_all_labels(
+        IntegratedGradients(model).attribute,
+        model,
+        x,
+        explain_kwargs={"baselines": x * 0, "n_steps": 4},
+        fractions=4,
+        explain_batch_size=4,
+    )
+    plain = evaluate_all_labels(
+        IntegratedGradients(model).attribute, model, x, explain_kwargs={"n_steps": 4}, fractions=4
+    )
+    torch.testing.assert_close(zero.insertion, plain.insertion)
+
+
+def test_explain_kwargs_repeat_per_example_feature_masks_for_feature_ablation():
+    from captum.attr import FeatureAblation
+
+    model, x = make_model(), make_inputs()
+    masks = torch.stack([torch.arange(H * W).view(1, H, W) // d for d in (2, 3, 4)])  # (N,1,H,W)
+    fa = _Recorder(FeatureAblation(model).attribute)
+    report = evaluate_all_labels(fa, model, x, explain_kwargs={"feature_mask": masks}, fractions=4)
+    assert torch.equal(fa.calls[0][2]["feature_mask"], masks.repeat_interleave(K, dim=0))
+
+    def one_label(t, target):  # each image with its own mask, one at a time
+        return torch.cat(
+            [
+                FeatureAblation(model).attribute(
+                    t[i : i + 1], target=target[i : i + 1], feature_mask=masks[i : i + 1]
+                )
+                for i in range(N)
+            ]
+        )
+
+    _per_label(report, model, x, one_label)
+
+
+def test_explain_kwargs_pass_shared_values_unchanged():
+    model, x = make_model(), make_inputs()
+    colour = torch.tensor([0.5, -0.5]).view(C, 1, 1)
+    one_row = torch.zeros(1, C, H, W)
+    fill = NoiseFill()
+    shared = {"baselines": colour, "row": one_row, "fill": fill, "steps": 3, "per": x[:, 0]}
+    seen = []
+
+    def explain(inputs, target, **kwargs):
+        seen.append(kwargs)
+        return inputs
+
+    evaluate_all_labels(explain, model, x, explain_kwargs=shared, fractions=4)
+    got = seen[0]
+    assert got["baselines"] is colour and got["row"] is one_row and got["fill"] is fill
+    assert got["steps"] == 3
+    assert torch.equal(got["per"], x[:, 0].repeat_interleave(K, dim=0))
+    assert C != N  # a (C, 1, 1) colour with C == N would stay a colour too:
+    square = torch.zeros(N, 1, 1)
+    evaluate_all_labels(explain, model, x, explain_kwargs={"baselines": square}, fractions=4)
+    assert seen[-1]["baselines"] is square
+    with pytest.raises(TypeError, match="target"):
+        evaluate_all_labels(explain, model, x, explain_kwargs={"target": 0})
+    with pytest.raises(TypeError, match="explain_kwargs"):
+        evaluate_all_labels(explain, model, x, explain_kwargs=[("steps", 3)])
+
+
+def test_tuple_inputs_stay_tuples_and_one_tuple_equals_tensor():
+    from captum.attr import IntegratedGradients
+    from helpers import ImageMetaModel, seeded_randn
+
+    model, x = make_model(), make_inputs()
+    seen = []
+
+    def explain(inputs, target):
+        seen.append(inputs)
+        return inputs
+
+    ref = evaluate_all_labels(explain, model, x, fractions=4)
+    one = evaluate_all_labels(explain, model, (x,), fractions=4)
+    assert isinstance(seen[1], tuple) and len(seen[1]) == 1
+    assert torch.equal(one.insertion, ref.insertion) and torch.equal(one.soundness, ref.soundness)
+    meta_model = ImageMetaModel()
+    both = (seeded_randn(2, 2, 6, 6, seed=1), seeded_randn(2, 4, seed=2))
+    report = evaluate_all_labels(
+        IntegratedGradients(meta_model).attribute,
+        meta_model,
+        both,
+        explain_kwargs={"baselines": (both[0] * 0, both[1] * 0), "n_steps": 4},
+        baselines=(0.0, seeded_randn(2, 4, seed=3)),
+        fractions=4,
+        deletion="all",
+        max_examples_per_batch=7,
+    )
+    assert report.insertion.shape == (2, 3, 4) and report.deletion.shape == (2, 3, 4)
+
+
+def test_batch_of_one():
+    from captum.attr import IntegratedGradients
+
+    model, x = make_model(), make_inputs()[:1]
+    report = evaluate_all_labels(
+        IntegratedGradients(model).attribute,
+        model,
+        x,
+        explain_kwargs={"baselines": x * 0 + 0.1, "n_steps": 4},
+        baselines=x * 0 - 0.2,
+        fractions=4,
+    )
+    assert report.completeness.shape == (1, K)
+    for label in (0, K - 1):
+        attr = IntegratedGradients(model).attribute(x, x * 0 + 0.1, target=label, n_steps=4)
+        curve = insertion_curve(model, x, attr, label, baselines=x * 0 - 0.2, fractions=4)
+        torch.testing.assert_close(report.insertion[:, label], curve)
+
+
+def test_heads():
+    model, x = make_model(), make_inputs()
+    explain = FakeExplainer()
+    sig = evaluate_all_labels(explain, model, x, head="sigmoid", labels=[4, 1], fractions=4)
+    logits = model(x).detach()
+    torch.testing.assert_close(sig.probs, torch.sigmoid(logits[:, [4, 1]]))  # not renormalised
+    for j, label in enumerate((4, 1)):
+        attr = explain(x, torch.full((N,), label))
+        curve = insertion_curve(model, x, attr, label, head="sigmoid", fractions=4)
+        torch.testing.assert_close(sig.insertion[:, j], curve)
+    probs_model = nn.Sequential(model, nn.Softmax(dim=1)).eval()
+    probs = evaluate_all_labels(explain, probs_model, x, head="probabilities", fractions=4)
+    torch.testing.assert_close(
+        probs.insertion, evaluate_all_labels(explain, model, x, fractions=4).insertion
+    )
+    with pytest.warns(UserWarning, match="look like probabilities"):
+        evaluate_all_labels(explain, probs_model, x, fractions=4)
+    with pytest.warns(DeprecationWarning, match="apply_softmax"):
+        alias = evaluate_all_labels(explain, probs_model, x, apply_softmax=False, fractions=4)
+    assert torch.equal(alias.insertion, probs.insertion)
+    assert alias.settings["head"] == "probabilities"
+
+
+def test_binary_head_has_two_labels():
+    lin = nn.Sequential(nn.Flatten(), nn.Linear(C * H * W, 1)).eval()
+    x = make_inputs()
+    report = evaluate_all_labels(FakeExplainer(), lin, x, head="binary", fractions=4)
+    assert report.labels == [0, 1]
+    p1 = torch.sigmoid(lin(x)).detach()[:, 0]
+    torch.testing.assert_close(report.probs, torch.stack([1 - p1, p1], dim=1))
+    for label in (0, 1):
+        attr = FakeExplainer()(x, torch.full((N,), label))
+        curve = insertion_curve(lin, x, attr, label, head="binary", fractions=4)
+        torch.testing.assert_close(report.insertion[:, label], curve)
+
+
+def test_outputs_that_are_not_per_label_scores_raise():
+    x = make_inputs()
+    with pytest.raises(ValueError, match="num_labels"):
+        evaluate_all_labels(FakeExplainer(), lambda t: t[:, :, :2, :2], x)  # (N, C, 2, 2)
+    with pytest.raises(ValueError, match="head='binary'"):
+        evaluate_all_labels(FakeExplainer(), lambda t: t.flatten(1)[:, :1], x, head="sigmoid")
