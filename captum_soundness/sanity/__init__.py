@@ -13,13 +13,23 @@ Similarity measures are those of :mod:`captum_soundness.sanity` (Spearman rank
 correlation of values and of absolute values, SSIM and HOG-feature Pearson correlation on
 maps normalised to ``[0, 1]`` by absolute value and per-map min-max).
 
-**Explanation callables.** ``explain_func(inputs, target) -> attributions`` as in
-:func:`~captum_soundness.metrics.evaluate_all_labels`: ``target`` is a 1-D ``LongTensor``
-passed by keyword when the callable has a ``target`` parameter (Captum's ``attribute``
-methods, e.g. ``Saliency(model).attribute``), by position otherwise. Attributions of shape
-``(N, C, *spatial)`` are reduced over channels (``reduce``, ``"sum"`` by default);
-``(N, *spatial)`` and ``(N, 1, *spatial)`` maps are used as they are (layer-shaped maps
-such as un-upsampled GradCAM maps are fine for the model-randomisation and class checks).
+**Explanation callables.** ``explain_func(inputs, target, **explain_kwargs) ->
+attributions`` as in :func:`~captum_soundness.metrics.evaluate_all_labels`: ``inputs``
+in the container they were given in (a tensor or a tuple of tensors, Captum's
+convention), ``target`` passed by keyword when the callable has a ``target`` parameter
+(Captum's ``attribute`` methods, e.g. ``Saliency(model).attribute``), by position
+otherwise; ``explain_kwargs`` (``baselines``, ``feature_mask``, ...) have their
+per-example tensors repeated wherever the checks repeat the inputs. Targets are Captum's
+``TargetType``, resolved as Captum resolves it.
+
+**Maps.** For one input ``(N, C, *spatial)``, attributions shaped like it are reduced
+over channels (``reduce``, ``"sum"`` by default); ``(N, *spatial)`` and
+``(N, 1, *spatial)`` maps are used as they are (layer-shaped maps such as
+un-upsampled GradCAM maps are fine for the model-randomisation and class checks). For a
+tabular input ``(N, F)`` the attributions are the map. For several inputs a tuple of
+attributions (one per input) gives one score per position of all inputs (image positions
+shared over channels, tabular features), compared as one vector; SSIM and HOG need 2-D
+maps and do not apply.
 """
 
 from captum_soundness.sanity._class_sensitivity import class_sensitivity

@@ -13,17 +13,27 @@ import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import torch
+from captum._utils.typing import TensorOrTupleOfTensorsGeneric
 from torch import Tensor
 
-from captum_soundness._utils.maps import to_maps, unwrap_single
+from captum_soundness._utils.baselines import format_baselines
+from captum_soundness._utils.explain import (
+    call_explain,
+    check_explain_kwargs,
+    expand_explain_kwargs,
+)
+from captum_soundness._utils.heads import UNSET as SOFTMAX_UNSET
+from captum_soundness._utils.heads import num_labels, resolve_head
+from captum_soundness._utils.inputs import format_like
+from captum_soundness._utils.maps import unwrap_single
 from captum_soundness._utils.model_state import preserved_model, warn_if_training
-from captum_soundness._utils.recording import ExplainRecorder
-from captum_soundness._utils.rng import SeedType
+from captum_soundness._utils.rng import SeedType, draw_seeds, make_generator
 from captum_soundness._utils.validation import check_choice, check_labels
-from captum_soundness.fills import Fill, as_fill
+from captum_soundness.attr import SimpleMasking
 from captum_soundness.labels import restrict_labels
 from captum_soundness.masking import REDUCTIONS, fraction_grid
 from captum_soundness.metrics import (
@@ -33,10 +43,11 @@ from captum_soundness.metrics import (
     evaluate_all_labels,
     soundness_from_scores,
 )
-from captum_soundness.metrics._config import check_model_inputs
+from captum_soundness.metrics._config import format_model_inputs
 from captum_soundness.metrics._engine import run_curves
+from captum_soundness.metrics._outputs import class_outputs, to_probabilities
 from captum_soundness.metrics._scores import check_metric_constants
-from captum_soundness.sanity._maps import predicted_scores
+from captum_soundness.sanity._maps import attribution_maps
 from captum_soundness.sanity._rank import kendall_tau_b, rank_with_ties
 from captum_soundness.sanity._results import FillSensitivityReport
 from captum_soundness.sanity._similarity import spearman
@@ -59,30 +70,38 @@ class _Setup:
     """The checked arguments shared by the steps of :func:`fill_sensitivity`."""
 
     forward_func: Callable[..., Any]
-    inputs: Tensor
+    inputs: tuple[Tensor, ...]
+    is_tuple: bool
     labels: Sequence[int] | Tensor | None
-    fills: dict[str, Fill]
+    fills: dict[str, Any]  # name -> baselines, as given (checked)
     reduce: str
     epsilon: float
     alpha: float
     beta: float
-    curve_kwargs: dict[str, Any]  # fractions, n_fill_samples, apply_softmax, batch, seed
+    curve_kwargs: dict[str, Any]  # fractions, n_fill_samples, head, batch, seed (an int)
     all_labels_kwargs: dict[str, Any]  # explain_batch_size, deletion
+    explain_kwargs: dict[str, dict[str, Any]]  # method -> keyword arguments
 
     def what(self, method: str) -> str:
         return f"The attributions of `explain_funcs[{method!r}]`"
 
 
-def _accepts_fill(explain_func: Callable[..., Any]) -> bool:
+def _fill_keyword(explain_func: Callable[..., Any]) -> str | None:
+    """How a method receives the fill: ``"baselines"`` for SimpleMasking's ``attribute``
+    (also in a :func:`functools.partial`), ``"fill"`` for other callables with a ``fill``
+    keyword parameter, ``None`` for fill-independent methods."""
+    func = explain_func
+    while isinstance(func, functools.partial):
+        func = func.func
+    if isinstance(getattr(func, "__self__", None), SimpleMasking):
+        return "baselines"
     try:
         params = inspect.signature(explain_func).parameters
     except (TypeError, ValueError):
-        return False
+        return None
     p = params.get("fill")
-    return p is not None and p.kind in (
-        inspect.Parameter.KEYWORD_ONLY,
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-    )
+    kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return "fill" if p is not None and p.kind in kinds else None
 
 
 def _check_explain_funcs(explain_funcs: Any, forward_func: Any) -> None:
@@ -97,16 +116,43 @@ def _check_explain_funcs(explain_funcs: Any, forward_func: Any) -> None:
         raise TypeError(f"`forward_func` must be callable, got {type(forward_func).__name__}.")
 
 
-def _check_fills(fills: Any, inputs: Tensor) -> dict[str, Fill]:
+def _check_fills(fills: Any, inputs: tuple[Tensor, ...]) -> dict[str, Any]:
     if not isinstance(fills, Mapping) or not fills:
-        raise TypeError("`fills` must be a non-empty dict: name -> fill.")
-    fill_objs: dict[str, Fill] = {}
+        raise TypeError("`fills` must be a non-empty dict: name -> fill (baselines).")
     for name, f in fills.items():
         if not isinstance(name, str):
             raise TypeError(f"`fills` keys must be str names, got {name!r}.")
-        fill_objs[name] = as_fill(f, f"fills[{name!r}]")
-        fill_objs[name].check_compatible(inputs, f"fills[{name!r}]")
-    return fill_objs
+        format_baselines(f, inputs, f"fills[{name!r}]")
+    return dict(fills)
+
+
+def _check_method_kwargs(
+    explain_kwargs: Any, explain_funcs: Mapping[str, Any], keywords: dict[str, str | None]
+) -> dict[str, dict[str, Any]]:
+    """``explain_kwargs``: method name -> keyword arguments of that method (checked)."""
+    if explain_kwargs is None:
+        return {m: {} for m in explain_funcs}
+    if not isinstance(explain_kwargs, Mapping):
+        raise TypeError(
+            "`explain_kwargs` must be a dict: method name -> dict of keyword arguments, got "
+            f"{type(explain_kwargs).__name__}."
+        )
+    unknown = [m for m in explain_kwargs if m not in explain_funcs]
+    if unknown:
+        raise ValueError(
+            f"`explain_kwargs` names {unknown}, which are not in `explain_funcs` "
+            f"({list(explain_funcs)}): its keys are method names."
+        )
+    out = {}
+    for m in explain_funcs:
+        kwargs = check_explain_kwargs(explain_kwargs.get(m), f"explain_kwargs[{m!r}]")
+        if keywords[m] is not None and keywords[m] in kwargs:
+            raise TypeError(
+                f"`explain_kwargs[{m!r}]` contains {keywords[m]!r}, which fill_sensitivity "
+                "sets to each fill in turn for this method."
+            )
+        out[m] = kwargs
+    return out
 
 
 def _check_rank_by(
@@ -132,15 +178,35 @@ def _check_rank_by(
     return rank_by
 
 
-def _recorder(
-    explain_func: Callable[..., Any], fill: Fill, dependent: bool, replay: list[Any] | None
-) -> ExplainRecorder:
-    """Passes ``fill`` to a fill-dependent method; replays the maps of the others."""
-    kwargs = {"fill": fill} if dependent else None
-    return ExplainRecorder(explain_func, explain_kwargs=kwargs, replay=replay)
+def _run_seed(seed: SeedType, device: torch.device) -> int:
+    """The one seed of every metric call: an int as given, else drawn once (from the
+    generator, or from the global RNG for ``None``), so all methods and fills share the
+    same fill samples (common random numbers)."""
+    if isinstance(seed, Integral) and not isinstance(seed, bool):
+        return int(seed)
+    return draw_seeds(make_generator(seed, device, "seed"), 1)[0]
 
 
-Evaluate = Callable[[str, ExplainRecorder, Fill], tuple[dict[str, Tensor], Tensor]]
+class _Recorder:
+    """Calls an explanation function (``target`` as :func:`call_explain` passes it, the
+    keyword arguments as given) and keeps every result; ``replay`` returns the results
+    of an earlier recorder instead of calling it again."""
+
+    def __init__(self, explain_func: Callable[..., Any], replay: list[Any] | None) -> None:
+        self.explain_func, self.replay = explain_func, replay
+        self.records: list[Any] = []
+
+    def __call__(self, inputs: Any, target: Any, **kwargs: Any) -> Any:
+        index = len(self.records)
+        if self.replay is not None and index < len(self.replay):
+            result = self.replay[index]
+        else:
+            result = call_explain(self.explain_func, inputs, target, **kwargs)
+        self.records.append(result)
+        return result
+
+
+Evaluate = Callable[[str, _Recorder, dict[str, Any], Any], tuple[dict[str, Tensor], Tensor]]
 
 
 def _two_label_report(curve: Tensor, prob: Tensor, setup: _Setup) -> SoundnessReport:
@@ -168,35 +234,50 @@ class _PredictionEvaluator:
     """``evaluation="prediction"``: two maps per image, at the predicted and second label."""
 
     def __init__(self, setup: _Setup) -> None:
-        inputs = setup.inputs
-        out = predicted_scores(setup.forward_func, inputs)
-        label_ids = check_labels(setup.labels, out.shape[1], "labels")
-        self.model = (
-            setup.forward_func
-            if setup.labels is None
-            else restrict_labels(setup.forward_func, label_ids)
+        xs, head = setup.inputs, setup.curve_kwargs["head"]
+        out = class_outputs(
+            setup.forward_func, xs, None, head, setup.curve_kwargs["max_examples_per_batch"]
         )
-        order = torch.sort(out[:, label_ids], dim=1, descending=True, stable=True).indices
-        self.positions = torch.cat([order[:, 0], order[:, 1]]).to(inputs.device)
-        ids = torch.tensor(label_ids, dtype=torch.long, device=inputs.device)
-        self.ids = ids[self.positions]
-        self.x2 = torch.cat([inputs, inputs], dim=0)
-        self.examples = torch.arange(inputs.shape[0]).repeat(2)  # the example of each row
+        label_ids = check_labels(setup.labels, num_labels(out.shape, head)[0], "labels")
+        # Scores restricted to the labels (a softmax over the subset), the paper's setting.
+        restrict = setup.labels is not None and head != "binary"
+        subset = torch.tensor(label_ids, dtype=torch.long, device=out.device)
+        probs = to_probabilities(out, head, subset)
+        if probs.dim() != 2:
+            raise ValueError(
+                "fill_sensitivity needs (N, L) label scores; `forward_func` returns "
+                f"shape {tuple(out.shape)}."
+            )
+        self.model = (
+            restrict_labels(setup.forward_func, label_ids) if restrict else setup.forward_func
+        )
+        order = torch.sort(probs, dim=1, descending=True, stable=True).indices
+        positions = torch.cat([order[:, 0], order[:, 1]]).to(xs[0].device)
+        self.ids = subset.to(positions.device)[positions]  # label ids, for the methods
+        self.targets = positions if restrict else self.ids  # columns the curves read
+        n = xs[0].shape[0]
+        self.examples = torch.arange(n).repeat(2)  # the example of each row
+        self.x2 = tuple(torch.cat([x, x], dim=0) for x in xs)
         self.setup = setup
 
     def __call__(
-        self, method: str, recorder: ExplainRecorder, fill: Fill
+        self, method: str, recorder: _Recorder, kwargs: dict[str, Any], fill: Any
     ) -> tuple[dict[str, Tensor], Tensor]:
-        setup = self.setup
-        attributions = recorder(self.x2, self.ids)
-        maps = to_maps(attributions, self.x2, setup.reduce, setup.what(method), self.examples)
+        setup, xs = self.setup, self.setup.inputs
+        inputs = format_like(self.x2, setup.is_tuple)
+        attributions = recorder(
+            inputs, self.ids, **expand_explain_kwargs(kwargs, self.examples, xs)
+        )
+        what = setup.what(method)
+        maps = attribution_maps(attributions, self.x2, setup.reduce, what, self.examples)
+        baselines = expand_explain_kwargs({"baselines": fill}, self.examples, xs)["baselines"]
         curve, prob = run_curves(
             "insertion",
             self.model,
-            self.x2,
-            maps,
-            self.positions,
-            fill=fill,
+            inputs,
+            attributions,
+            self.targets,
+            baselines=baselines,
             reduce=setup.reduce,
             return_clean=True,
             caller="fill_sensitivity",
@@ -204,20 +285,28 @@ class _PredictionEvaluator:
         )
         assert prob is not None
         per_image = _two_label_report(curve, prob, setup).per_image()
-        return {k: per_image[k] for k in _PREDICTION_METRICS}, maps[: setup.inputs.shape[0]]
+        return {k: per_image[k] for k in _PREDICTION_METRICS}, maps[: xs[0].shape[0]]
+
+
+def _record_maps(record: Any, setup: _Setup, what: str) -> Tensor:
+    """Maps of one recorded call of ``evaluate_all_labels`` (rows of any examples)."""
+    first = record[0] if isinstance(record, (tuple, list)) and record else record
+    rows = int(unwrap_single(first, what).shape[0]) if isinstance(first, Tensor) else 0
+    reference = tuple(x[:1].expand(rows, *x.shape[1:]) for x in setup.inputs)
+    return attribution_maps(record, reference, setup.reduce, what)
 
 
 def _evaluate_all_labels(
-    setup: _Setup, method: str, recorder: ExplainRecorder, fill: Fill
+    setup: _Setup, method: str, recorder: _Recorder, kwargs: dict[str, Any], fill: Any
 ) -> tuple[dict[str, Tensor], Tensor]:
     """``evaluation="all_labels"``: :func:`evaluate_all_labels`; maps at the prediction."""
-    inputs, what = setup.inputs, setup.what(method)
     report = evaluate_all_labels(
         recorder,
         setup.forward_func,
-        inputs,
+        format_like(setup.inputs, setup.is_tuple),
         setup.labels,
-        fill=fill,
+        explain_kwargs=kwargs,
+        baselines=fill,
         reduce=setup.reduce,
         epsilon=setup.epsilon,
         alpha=setup.alpha,
@@ -225,25 +314,16 @@ def _evaluate_all_labels(
         **setup.curve_kwargs,
         **setup.all_labels_kwargs,
     )
-    all_maps = torch.cat(
-        [
-            to_maps(
-                a,
-                inputs[:1].expand(len(unwrap_single(a, what)), *inputs.shape[1:]),
-                setup.reduce,
-                what,
-            )
-            for a in recorder.records
-        ]
-    )
-    rows = torch.arange(inputs.shape[0]) * report.num_labels + report.predicted
+    what = setup.what(method)
+    all_maps = torch.cat([_record_maps(a, setup, what) for a in recorder.records])
+    rows = torch.arange(setup.inputs[0].shape[0]) * report.num_labels + report.predicted
     return report.per_image(), all_maps[rows.to(all_maps.device)]
 
 
 def _per_method_and_fill(
     explain_funcs: Mapping[str, Callable[..., Any]],
-    dependent: dict[str, bool],
-    fills: dict[str, Fill],
+    keywords: dict[str, str | None],
+    setup: _Setup,
     evaluate: Evaluate,
 ) -> tuple[dict[str, dict[str, dict[str, Tensor]]], dict[str, list[Tensor]]]:
     """Metrics (method -> fill -> name -> ``(N,)``) and maps at the prediction per fill;
@@ -252,10 +332,13 @@ def _per_method_and_fill(
     pred_maps: dict[str, list[Tensor]] = {m: [] for m in explain_funcs}
     for m, explain_func in explain_funcs.items():
         replay = None
-        for fname, fill in fills.items():
-            recorder = _recorder(explain_func, fill, dependent[m], replay)
-            metrics[m][fname], maps = evaluate(m, recorder, fill)
-            if not dependent[m]:
+        for fname, fill in setup.fills.items():
+            kwargs = dict(setup.explain_kwargs[m])
+            if keywords[m] is not None:
+                kwargs[keywords[m]] = fill
+            recorder = _Recorder(explain_func, replay)
+            metrics[m][fname], maps = evaluate(m, recorder, kwargs, fill)
+            if keywords[m] is None:
                 replay = recorder.records
             pred_maps[m].append(maps)
     return metrics, pred_maps
@@ -295,6 +378,15 @@ def _ranking_correlations(method_scores: Tensor) -> tuple[Tensor, Tensor]:
     return rank_sp, rank_kt
 
 
+def _describe(value: Any) -> str:
+    """A short description of a fill for the settings (tensors by their shape)."""
+    if isinstance(value, Tensor):
+        return f"<tensor {tuple(value.shape)}>"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_describe(v) for v in value) + ")"
+    return repr(value)
+
+
 def _settings(evaluation: str, setup: _Setup) -> dict[str, Any]:
     labels = setup.labels
     options = {"reduce": setup.reduce, **setup.curve_kwargs, **setup.all_labels_kwargs}
@@ -303,7 +395,7 @@ def _settings(evaluation: str, setup: _Setup) -> dict[str, Any]:
         "labels": None
         if labels is None
         else [int(a) for a in (labels.tolist() if isinstance(labels, Tensor) else labels)],
-        "fills": {k: repr(v) for k, v in setup.fills.items()},
+        "fills": {k: _describe(v) for k, v in setup.fills.items()},
         "epsilon": setup.epsilon,
         "alpha": setup.alpha,
         "beta": setup.beta,
@@ -314,10 +406,52 @@ def _settings(evaluation: str, setup: _Setup) -> dict[str, Any]:
     }
 
 
+def _make_setup(
+    explain_funcs: Mapping[str, Callable[..., Any]],
+    forward_func: Callable[..., Any],
+    inputs: Any,
+    fills: Any,
+    keywords: dict[str, str | None],
+    options: dict[str, Any],
+) -> _Setup:
+    """Checks the arguments of :func:`fill_sensitivity` (the seed drawn here, first)."""
+    xs, is_tuple = format_model_inputs(inputs)
+    head = resolve_head(options["head"], options["apply_softmax"], stacklevel=4)
+    epsilon, alpha, beta = check_metric_constants(
+        options["epsilon"], options["alpha"], options["beta"]
+    )
+    prediction = options["evaluation"] == "prediction"
+    return _Setup(
+        forward_func=forward_func,
+        inputs=xs,
+        is_tuple=is_tuple,
+        labels=options["labels"],
+        fills=_check_fills(fills, xs),
+        reduce=check_choice(options["reduce"], "reduce", REDUCTIONS),
+        epsilon=epsilon,
+        alpha=alpha,
+        beta=beta,
+        curve_kwargs={
+            "fractions": options["fractions"],
+            "n_fill_samples": options["n_fill_samples"],
+            "head": head,
+            "max_examples_per_batch": options["max_examples_per_batch"],
+            "seed": _run_seed(options["seed"], xs[0].device),
+        },
+        all_labels_kwargs={}
+        if prediction
+        else {
+            "explain_batch_size": options["explain_batch_size"],
+            "deletion": options["deletion"],
+        },
+        explain_kwargs=_check_method_kwargs(options["explain_kwargs"], explain_funcs, keywords),
+    )
+
+
 def fill_sensitivity(
     explain_funcs: Mapping[str, Callable[..., Any]],
     forward_func: Callable[..., Any],
-    inputs: Tensor,
+    inputs: TensorOrTupleOfTensorsGeneric,
     fills: Mapping[str, Any],
     *,
     labels: Sequence[int] | Tensor | None = None,
@@ -325,7 +459,7 @@ def fill_sensitivity(
     rank_by: str = "insertion_score_at_prediction",
     fractions: int | Sequence[float] | Tensor = 28,
     n_fill_samples: int = 1,
-    apply_softmax: bool = True,
+    head: str | None = None,
     reduce: str = "sum",
     max_examples_per_batch: int | None = None,
     seed: SeedType = None,
@@ -334,6 +468,8 @@ def fill_sensitivity(
     beta: float = 0.1,
     explain_batch_size: int | None = None,
     deletion: str = "none",
+    explain_kwargs: Mapping[str, dict[str, Any]] | None = None,
+    apply_softmax: Any = SOFTMAX_UNSET,
 ) -> FillSensitivityReport:
     r"""Metric values, map correlations and method rankings under several fills.
 
@@ -341,13 +477,14 @@ def fill_sensitivity(
     give different maps, values and rankings of methods under black, mean, blurred and
     noise fills. For every method and every fill :math:`g` this function
 
-    1. computes the maps; **protocol**: a method whose ``explain_func`` has a ``fill``
-       keyword parameter (e.g. ``SimpleMasking(model).attribute``, which learns its masks
-       against a fill) is called with ``fill=fills[name]`` for every fill, so its maps
-       depend on the fill; any other method is called once and its maps are reused for
-       every fill (to run a method with another per-fill setting, pass
-       ``functools.partial`` objects under different names or a wrapper with a ``fill``
-       parameter);
+    1. computes the maps; **protocol**: SimpleMasking's ``attribute`` (also inside a
+       :func:`functools.partial`), which learns its masks against a fill, is called with
+       ``baselines=fills[name]`` for every fill, and any other callable with a ``fill``
+       keyword parameter with ``fill=fills[name]``, so their maps depend on the fill;
+       any other method (Captum's, whose ``baselines`` are not fills) is called once
+       and its maps are reused for every fill (to run a method with another per-fill
+       setting, pass ``functools.partial`` objects under different names or a wrapper
+       with a ``fill`` parameter);
     2. evaluates the metrics with the same fill :math:`g` replacing removed positions;
     3. compares the maps of each fill-dependent method across fills (Spearman rank
        correlation per image, at the predicted label); fill-independent methods have
@@ -367,11 +504,17 @@ def fill_sensitivity(
     :meth:`~captum_soundness.metrics.SoundnessReport.per_image`.
 
     Args:
-        explain_funcs: Method name -> ``explain_func(inputs, target[, fill=...])``.
-        forward_func: The model, returning ``(N, num_classes)`` scores.
-        inputs: Inputs ``(N, C, *spatial)``.
-        fills: Fill name -> a :class:`~captum_soundness.fills.Fill`, a number or a tensor
-            (constant fill), or ``None`` (constant 0).
+        explain_funcs: Method name -> ``explain_func(inputs, target, **kwargs)``, called
+            with the inputs in their container and a 1-D tensor of label ids.
+        forward_func: The model, returning ``(N, L)`` scores (or one logit with
+            ``head="binary"``); ``forward_func(*inputs)`` for a tuple of inputs.
+        inputs: A tensor or a tuple of tensors (rank >= 2, batch first; Captum's
+            convention).
+        fills: Fill name -> the ``baselines`` of the metrics under that fill, in any form
+            :func:`~captum_soundness.metrics.insertion_curve` takes (a
+            :class:`~captum_soundness.fills.Fill`, a number, a tensor broadcastable to
+            one example or one per example, a tuple of these per input, or ``None`` for
+            0); per-example tensors are repeated with the inputs.
         labels: ``None`` (all outputs) or a label subset (at least 2): the softmax of the
             metrics is restricted to it and the predicted and second labels are taken
             within it; ``explain_func`` receives the original label ids.
@@ -381,10 +524,16 @@ def fill_sensitivity(
         fractions: Kept fractions (an int for an even grid), as in
             :func:`~captum_soundness.metrics.evaluate_all_labels`.
         n_fill_samples: Fill draws per curve point for random fills.
-        apply_softmax: Softmax over the (evaluated) outputs.
+        head: How scores become probabilities: ``"softmax"`` (default, over the
+            evaluated labels), ``"probabilities"``, ``"sigmoid"`` (per label) or
+            ``"binary"`` (one logit), as in :func:`~captum_soundness.metrics.insertion_curve`.
         reduce: Channel reduction of the attributions (``"sum"``, ``"abs"``, ``"max"``).
-        max_examples_per_batch: Masked inputs per forward pass (``None``: all at once).
-        seed: Seed of the random fills.
+        max_examples_per_batch: Model inputs (rows) per forward pass (``None``: all at
+            once).
+        seed: Seed of the random fills: one seed serves every method and fill (common
+            random numbers). An int is used as it is; a :class:`torch.Generator` gives
+            one draw; ``None`` draws one seed from the global RNG (so
+            ``torch.manual_seed`` makes the call repeatable).
         epsilon: :math:`\varepsilon` of completeness.
         alpha: :math:`\alpha` of completeness.
         beta: :math:`\beta` of soundness.
@@ -392,6 +541,12 @@ def fill_sensitivity(
             ``evaluation="all_labels"``.
         deletion: ``"none"``, ``"predicted"`` or ``"all"`` deletion curves, only with
             ``evaluation="all_labels"``.
+        explain_kwargs: Method name -> further keyword arguments of that method (e.g.
+            ``{"ig": {"baselines": x * 0, "n_steps": 16}}``); per-example tensors
+            (``N`` rows) are repeated with the inputs, as in
+            :func:`~captum_soundness.metrics.evaluate_all_labels`.
+        apply_softmax: Deprecated alias of ``head`` (``True``: ``"softmax"``, ``False``:
+            ``"probabilities"``), with a :class:`DeprecationWarning`.
     Returns:
         A :class:`FillSensitivityReport` (``str(report)`` is a readable table).
 
@@ -413,48 +568,55 @@ def fill_sensitivity(
         torch.Size([3, 2])
     """
     _check_explain_funcs(explain_funcs, forward_func)
-    inputs = check_model_inputs(inputs)
-    fill_objs = _check_fills(fills, inputs)
     evaluation = check_choice(evaluation, "evaluation", FILL_EVALUATIONS)
     rank_by = _check_rank_by(rank_by, evaluation, explain_batch_size, deletion)
-    epsilon, alpha, beta = check_metric_constants(epsilon, alpha, beta)
-    reduce = check_choice(reduce, "reduce", REDUCTIONS)
+    keywords = {m: _fill_keyword(fn) for m, fn in explain_funcs.items()}
+    options = {
+        "labels": labels,
+        "evaluation": evaluation,
+        "fractions": fractions,
+        "n_fill_samples": n_fill_samples,
+        "head": head,
+        "apply_softmax": apply_softmax,
+        "reduce": reduce,
+        "max_examples_per_batch": max_examples_per_batch,
+        "seed": seed,
+        "epsilon": epsilon,
+        "alpha": alpha,
+        "beta": beta,
+        "explain_batch_size": explain_batch_size,
+        "deletion": deletion,
+        "explain_kwargs": explain_kwargs,
+    }
+    setup = _make_setup(explain_funcs, forward_func, inputs, fills, keywords, options)
     warn_if_training(forward_func, "fill_sensitivity")
-    prediction = evaluation == "prediction"
-    setup = _Setup(
-        forward_func=forward_func,
-        inputs=inputs,
-        labels=labels,
-        fills=fill_objs,
-        reduce=reduce,
-        epsilon=epsilon,
-        alpha=alpha,
-        beta=beta,
-        curve_kwargs={
-            "fractions": fractions,
-            "n_fill_samples": n_fill_samples,
-            "apply_softmax": apply_softmax,
-            "max_examples_per_batch": max_examples_per_batch,
-            "seed": seed,
-        },
-        all_labels_kwargs={}
-        if prediction
-        else {"explain_batch_size": explain_batch_size, "deletion": deletion},
-    )
-    dependent = {m: _accepts_fill(fn) for m, fn in explain_funcs.items()}
-    evaluate: Evaluate = (
-        _PredictionEvaluator(setup)
-        if prediction
-        else functools.partial(_evaluate_all_labels, setup)
-    )
-    with preserved_model(forward_func, freeze_parameters=False, devices=[inputs.device]):
-        metrics, pred_maps = _per_method_and_fill(explain_funcs, dependent, fill_objs, evaluate)
-    methods, fill_names = list(explain_funcs), list(fill_objs)
+    device = setup.inputs[0].device
+    with preserved_model(forward_func, freeze_parameters=False, devices=[device]):
+        evaluate: Evaluate = (
+            _PredictionEvaluator(setup)
+            if evaluation == "prediction"
+            else functools.partial(_evaluate_all_labels, setup)
+        )
+        metrics, pred_maps = _per_method_and_fill(explain_funcs, keywords, setup, evaluate)
+    return _report(metrics, pred_maps, keywords, rank_by, evaluation, setup)
+
+
+def _report(
+    metrics: dict[str, dict[str, dict[str, Tensor]]],
+    pred_maps: dict[str, list[Tensor]],
+    keywords: dict[str, str | None],
+    rank_by: str,
+    evaluation: str,
+    setup: _Setup,
+) -> FillSensitivityReport:
+    """The report: method scores per fill, their ranking correlations, map correlations."""
+    methods, fill_names = list(metrics), list(setup.fills)
     method_scores = torch.tensor(
         [[float(metrics[m][f][rank_by].mean()) for m in methods] for f in fill_names],
         dtype=torch.float64,
     )
     rank_sp, rank_kt = _ranking_correlations(method_scores)
+    dependent = {m: k is not None for m, k in keywords.items()}
     return FillSensitivityReport(
         methods=methods,
         fills=fill_names,

@@ -5,19 +5,23 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
-from captum._utils.typing import TargetType
+from captum._utils.typing import TargetType, TensorOrTupleOfTensorsGeneric
 from torch import Tensor, nn
 
+from captum_soundness._utils.explain import check_explain_kwargs
 from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.forward import check_output, run_forward
+from captum_soundness._utils.inputs import format_inputs, num_examples
 from captum_soundness._utils.model_state import preserved_model, warn_if_training
 from captum_soundness._utils.rng import SeedType, draw_seeds, make_generator
-from captum_soundness._utils.validation import check_choice, check_inputs, check_targets
+from captum_soundness._utils.targets import Targets, resolve_targets
+from captum_soundness._utils.validation import check_choice
 from captum_soundness.masking import REDUCTIONS
-from captum_soundness.sanity._maps import check_measures_fit, explain_maps
+from captum_soundness.sanity._maps import check_measures_fit, explain_maps, explain_target
 from captum_soundness.sanity._results import ModelRandomizationResult
 from captum_soundness.sanity._similarity import check_similarity, map_similarity
 
@@ -78,7 +82,9 @@ def _resolve_layers(model: nn.Module, layers: Any) -> list[str]:
     return names
 
 
-def _execution_order(model: nn.Module, inputs: Tensor) -> tuple[dict[str, int], Tensor]:
+def _execution_order(
+    model: nn.Module, inputs: tuple[Tensor, ...]
+) -> tuple[dict[str, int], Tensor]:
     """Runs ``model`` once; returns the first-call index of every module and the output."""
     order: dict[str, int] = {}
     handles = []
@@ -139,15 +145,38 @@ def _randomize(module: nn.Module, generator: torch.Generator, recurse: bool = Tr
             p.copy_(new.to(device=p.device, dtype=p.dtype))
 
 
+@dataclass
+class _Setup:
+    """The checked arguments of :func:`model_randomization`."""
+
+    inputs: tuple[Tensor, ...]
+    is_tuple: bool
+    targets: Targets
+    mode: str
+    measures: tuple[str, ...]
+    reduce: str
+    explain_kwargs: dict[str, Any]
+
+    def explain(self, explain_func: Any, target: Any, what: str) -> Tensor:
+        """The maps of ``explain_func`` on the inputs."""
+        return explain_maps(
+            explain_func,
+            self.inputs,
+            self.is_tuple,
+            target,
+            self.reduce,
+            what,
+            explain_kwargs=self.explain_kwargs,
+        )
+
+
 def _check_arguments(
     explain_factory: Any,
     model: Any,
     inputs: Any,
-    mode: str,
-    similarity: Any,
-    reduce: str,
-    return_maps: Any,
-) -> tuple[Tensor, str, tuple[str, ...], str]:
+    target: Any,
+    options: dict[str, Any],
+) -> _Setup:
     if not callable(explain_factory):
         raise TypeError(
             f"`explain_factory` must be callable (model -> explain_func), got "
@@ -155,31 +184,39 @@ def _check_arguments(
         )
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-    inputs = check_finite(check_inputs(inputs, min_dim=2), "`inputs`")
-    mode = check_choice(mode, "mode", RANDOMIZATION_MODES)
-    measures = check_similarity(similarity, "similarity")
-    reduce = check_choice(reduce, "reduce", REDUCTIONS)
-    if not isinstance(return_maps, bool):
-        raise TypeError(f"`return_maps` must be a bool, got {return_maps!r}.")
-    return inputs, mode, measures, reduce
+    xs, is_tuple = format_inputs(inputs, "inputs", min_dim=2)
+    for i, x in enumerate(xs):
+        check_finite(x, "`inputs`" if len(xs) == 1 else f"`inputs[{i}]`")
+    if not isinstance(options["return_maps"], bool):
+        raise TypeError(f"`return_maps` must be a bool, got {options['return_maps']!r}.")
+    return _Setup(
+        inputs=xs,
+        is_tuple=is_tuple,
+        targets=resolve_targets(target, num_examples(xs), device=xs[0].device),
+        mode=check_choice(options["mode"], "mode", RANDOMIZATION_MODES),
+        measures=check_similarity(options["similarity"], "similarity"),
+        reduce=check_choice(options["reduce"], "reduce", REDUCTIONS),
+        explain_kwargs=check_explain_kwargs(options["explain_kwargs"]),
+    )
 
 
 def _plan(
     model: nn.Module,
     work: nn.Module,
-    inputs: Tensor,
-    targets: Tensor | None,
+    setup: _Setup,
     names: list[str],
     base: torch.Generator,
     recurse: bool,
-) -> tuple[Tensor, list[str], dict[str, int]]:
-    """Runs the copy once: explained labels, layers from the output backwards, seeds."""
-    order, out = _execution_order(work, inputs)
-    check_finite(check_output(out, inputs.shape[0], "model"), "The outputs of `model`")
-    if targets is None:
-        targets = out.argmax(dim=1)
-    elif int(targets.min()) < 0 or int(targets.max()) >= out.shape[1]:
-        raise ValueError(f"`target` contains labels outside [0, {out.shape[1] - 1}].")
+) -> tuple[Any, list[str], dict[str, int]]:
+    """Runs the copy once: explained targets, layers from the output backwards, seeds."""
+    order, out = _execution_order(work, setup.inputs)
+    n = num_examples(setup.inputs)
+    if setup.targets.is_none:
+        out = check_output(out, n, "model")
+    elif not isinstance(out, Tensor) or out.dim() == 0 or out.shape[0] != n:
+        raise ValueError(f"`model` must return one row of scores per input (N = {n}).")
+    check_finite(out, "The outputs of `model`")
+    targets = explain_target(setup.targets, out.shape, out.argmax(dim=-1))
     # One seed per layer, in the model's registration order (independent of mode and of
     # the order in which `layers` was given).
     registered = [name for name, _ in model.named_modules() if name in set(names)]
@@ -193,19 +230,18 @@ def _maps_after_randomizing(
     work: nn.Module,
     name: str,
     seed: int,
-    inputs: Tensor,
-    targets: Tensor,
-    reduce: str,
+    setup: _Setup,
+    targets: Any,
     recurse: bool,
-    restore: bool,
 ) -> Tensor:
-    """Randomises layer ``name`` of ``work`` and explains; puts it back if ``restore``."""
+    """Randomises layer ``name`` of ``work`` and explains; puts it back in independent mode."""
     module = dict(work.named_modules())[name]
+    restore = setup.mode == "independent"
     saved = [p.detach().clone() for p in module.parameters(recurse=recurse)] if restore else None
     _randomize(module, torch.Generator().manual_seed(int(seed)), recurse)
     try:
         what = f"The attributions of `explain_factory(model)` after randomising {name!r}"
-        return explain_maps(explain_factory(work), inputs, targets, reduce, what)
+        return setup.explain(explain_factory(work), targets, what)
     finally:
         if saved is not None:
             with torch.no_grad():
@@ -213,10 +249,25 @@ def _maps_after_randomizing(
                     p.copy_(v)
 
 
+def _check_same_shape(maps: Tensor, original: Tensor, name: str) -> None:
+    if maps.shape != original.shape:
+        raise ValueError(
+            f"`explain_factory` returned maps of shape {tuple(maps.shape)} after "
+            f"randomising {name!r} but {tuple(original.shape)} for the original model."
+        )
+
+
+def _targets_tensor(targets: Any) -> Tensor:
+    """The explained targets as a CPU tensor: ``(N,)`` labels or ``(N, k)`` index tuples."""
+    if isinstance(targets, Tensor):
+        return targets.cpu()
+    return torch.tensor(targets, dtype=torch.long)
+
+
 def model_randomization(
     explain_factory: Callable[[nn.Module], Callable[..., Any]],
     model: nn.Module,
-    inputs: Tensor,
+    inputs: TensorOrTupleOfTensorsGeneric,
     target: TargetType = None,
     *,
     mode: str = "cascading",
@@ -225,6 +276,7 @@ def model_randomization(
     seed: SeedType = None,
     reduce: str = "sum",
     return_maps: bool = False,
+    explain_kwargs: dict[str, Any] | None = None,
 ) -> ModelRandomizationResult:
     r"""Model parameter randomisation test (Adebayo et al., 2018).
 
@@ -239,15 +291,16 @@ def model_randomization(
 
     All of this happens on a deep copy of ``model``: the user's model, its parameters,
     buffers, flags and ``.grad`` are never touched (the copy costs one model's memory).
-    Maps are computed as ``explain_factory(model_copy)(inputs, target)`` (target by
-    keyword for Captum ``attribute`` methods), including the original maps, which use an
-    un-randomised copy. For every randomised layer and every measure, the similarity
-    between original and randomised maps is returned per example (:math:`N` values):
-    ``"spearman"`` (rank correlation of the values), ``"spearman_abs"`` (of the absolute
-    values), ``"ssim"`` and ``"hog"`` (on maps brought to ``[0, 1]`` by absolute value and
-    per-map min-max, see :func:`~captum_soundness.sanity.normalize_maps`; ``"hog"``
-    needs scikit-image) or ``"pearson"``. A method whose similarities stay near 1 does
-    not depend on the randomised parameters.
+    Maps are computed as ``explain_factory(model_copy)(inputs, target, **explain_kwargs)``
+    (target by keyword for Captum ``attribute`` methods; the inputs in the container they
+    were given in), including the original maps, which use an un-randomised copy. For every
+    randomised layer and every measure, the similarity between original and randomised maps
+    is returned per example (:math:`N` values): ``"spearman"`` (rank correlation of the
+    values), ``"spearman_abs"`` (of the absolute values), ``"ssim"`` and ``"hog"`` (on maps
+    brought to ``[0, 1]`` by absolute value and per-map min-max, see
+    :func:`~captum_soundness.sanity.normalize_maps`; ``"hog"`` needs scikit-image) or
+    ``"pearson"``. A method whose similarities stay near 1 does not depend on the randomised
+    parameters.
 
     **Re-initialisation.** With ``layers=None`` the randomised layers are the modules
     with parameters of their own, and only those parameters are re-initialised (a module
@@ -255,7 +308,10 @@ def model_randomization(
     layers). Layers given in ``layers`` are randomised as blocks: every parameter below
     them. Each parameter is drawn from a :class:`torch.Generator` seeded from
     ``seed`` and the layer's position in the model (so a layer gets the same random values
-    in both modes); the global RNG is neither read nor advanced. Weights with two or more
+    in both modes). An int seed or a generator leaves the global RNG untouched;
+    ``seed=None`` draws one seed from it (PyTorch's rule, as in
+    :class:`~torch.utils.data.DataLoader`), so ``torch.manual_seed`` makes the call
+    repeatable. Weights with two or more
     dimensions and the biases of their modules are drawn from
     :math:`U(-1/\sqrt{\text{fan\_in}}, 1/\sqrt{\text{fan\_in}})`, the distribution that
     PyTorch's ``reset_parameters`` uses for convolutions and linear layers; other
@@ -271,20 +327,33 @@ def model_randomization(
             ``(N, 1, *map_spatial)`` maps are used as they are. Every call must return
             maps of the same shape.
         model: The trained model (:class:`torch.nn.Module`), returning
-            ``(N, num_classes)`` scores. Use ``model.eval()``.
-        inputs: Inputs ``(N, C, *spatial)``.
-        target: Labels to explain (Captum's ``TargetType``); ``None`` explains the trained
-            model's predicted label, kept for all randomised models.
+            ``(N, num_classes)`` scores (other output shapes need a ``target`` that
+            selects one score per example). Use ``model.eval()``.
+        inputs: A tensor or a tuple of tensors (rank >= 2, batch first; Captum's
+            convention); ``model(*inputs)`` for a tuple. Attributions of several inputs
+            (a tuple, one per input) are compared over the positions of all of them
+            (see :mod:`captum_soundness.sanity`); SSIM and HOG then do not apply.
+        target: What to explain, Captum's ``TargetType`` resolved as Captum resolves it
+            (an int, a tuple index into a multi-dimensional output, a tensor of one or
+            ``N`` labels, a list of ``N`` ints or tuples); checked against the trained
+            model's outputs and handed to every explanation as a tensor of ``N`` labels
+            (or, for multi-dimensional outputs, a list of ``N`` index tuples). ``None``
+            explains the trained model's predicted label, kept for all randomised
+            models.
         mode: ``"cascading"`` (default) or ``"independent"``.
         layers: ``None`` (every module with parameters of its own) or module names (as in
             ``model.named_modules()``) or modules of ``model``, one or a sequence. Their
             order does not matter: randomisation always proceeds from the output.
         similarity: A measure or a sequence of measures among ``"spearman"``,
             ``"spearman_abs"``, ``"ssim"``, ``"hog"``, ``"pearson"``.
-        seed: ``None``, an int or a CPU :class:`torch.Generator` for the re-initialisation.
+        seed: ``None`` (one seed drawn from the global RNG), an int or a CPU
+            :class:`torch.Generator` for the re-initialisation.
         reduce: Channel reduction of input-shaped attributions: ``"sum"`` (default),
             ``"abs"`` or ``"max"``.
         return_maps: Keep the original and randomised maps in the result.
+        explain_kwargs: Further keyword arguments of every ``explain_func`` (e.g.
+            ``baselines``, ``feature_mask``), passed as given (the inputs are not
+            repeated here).
 
     Returns:
         A :class:`ModelRandomizationResult`: ``result.similarity[measure][layer]`` is an
@@ -304,61 +373,53 @@ def model_randomization(
         >>> result.layers, result.similarity["spearman"]["3"].shape
         (['3', '0'], torch.Size([2]))
     """
-    inputs, mode, measures, reduce = _check_arguments(
-        explain_factory, model, inputs, mode, similarity, reduce, return_maps
-    )
+    options = {
+        "mode": mode,
+        "similarity": similarity,
+        "reduce": reduce,
+        "return_maps": return_maps,
+        "explain_kwargs": explain_kwargs,
+    }
+    setup = _check_arguments(explain_factory, model, inputs, target, options)
     names = _resolve_layers(model, layers)
     # Layers found automatically are the modules with parameters of their own: only those
     # are randomised (a module such as nn.MultiheadAttention, or a model with a parameter
     # of its own, also has children in the list). Named layers are randomised as blocks.
     recurse = layers is not None
-    targets = check_targets(target, inputs.shape[0], device=inputs.device, allow_none=True)
-    base = make_generator(seed, "cpu", "seed")
+    base = make_generator(seed, "cpu", "seed")  # before the guard: seed=None draws once
     warn_if_training(model, "model_randomization")
 
     # The user's model is only copied; the guard keeps the global RNG (dropout in the copy).
-    with preserved_model(model, freeze_parameters=False, devices=[inputs.device]):
+    with preserved_model(model, freeze_parameters=False, devices=[setup.inputs[0].device]):
         work = copy.deepcopy(model)
-        targets, names, layer_seeds = _plan(model, work, inputs, targets, names, base, recurse)
-        what = "The attributions of `explain_factory(model)`"
-        original = explain_maps(explain_factory(work), inputs, targets, reduce, what)
-        check_measures_fit(measures, original, "similarity")
-
-        scores: dict[str, dict[str, Tensor]] = {m: {} for m in measures}
+        targets, names, layer_seeds = _plan(model, work, setup, names, base, recurse)
+        original = setup.explain(
+            explain_factory(work), targets, "The attributions of `explain_factory(model)`"
+        )
+        check_measures_fit(setup.measures, original, "similarity")
+        scores: dict[str, dict[str, Tensor]] = {m: {} for m in setup.measures}
         randomized_maps: dict[str, Tensor] = {}
         for name in names:
             maps = _maps_after_randomizing(
-                explain_factory,
-                work,
-                name,
-                layer_seeds[name],
-                inputs,
-                targets,
-                reduce,
-                recurse,
-                restore=mode == "independent",
+                explain_factory, work, name, layer_seeds[name], setup, targets, recurse
             )
-            if maps.shape != original.shape:
-                raise ValueError(
-                    f"`explain_factory` returned maps of shape {tuple(maps.shape)} after "
-                    f"randomising {name!r} but {tuple(original.shape)} for the original model."
-                )
-            for m in measures:
+            _check_same_shape(maps, original, name)
+            for m in setup.measures:
                 scores[m][name] = map_similarity(original, maps, m).double().cpu()
             if return_maps:
                 randomized_maps[name] = maps.cpu()
         del work
     return ModelRandomizationResult(
-        mode=mode,
+        mode=setup.mode,
         layers=names,
         similarity=scores,
-        targets=targets.cpu(),
+        targets=_targets_tensor(targets),
         original_maps=original.cpu() if return_maps else None,
         randomized_maps=randomized_maps if return_maps else None,
         settings={
-            "mode": mode,
+            "mode": setup.mode,
             "seed": seed if isinstance(seed, int) else None,
-            "reduce": reduce,
+            "reduce": setup.reduce,
             "reinit": _REINIT,
         },
     )

@@ -35,7 +35,8 @@ class ModelRandomizationResult:
         similarity: Measure -> layer name -> ``(N,)`` tensor of similarities between the
             original map and the map after randomisation (float64, CPU; NaN where a
             measure is undefined, e.g. a rank correlation of a constant map).
-        targets: ``(N,)`` the explained labels.
+        targets: ``(N,)`` the explained labels, or ``(N, k)`` the explained index tuples
+            into a multi-dimensional output.
         original_maps: ``(N, *map_spatial)`` maps of the trained model (with
             ``return_maps=True``).
         randomized_maps: Layer name -> maps after that randomisation step (with
