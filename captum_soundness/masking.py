@@ -1,12 +1,17 @@
 r"""Masked inputs: ranking positions of a saliency map and keeping the top :math:`k`.
 
-For a saliency map :math:`M_a` over the :math:`P` spatial positions of an input, the
-masked input keeps the :math:`k` highest-ranked positions (the same positions in every
-channel) and fills the rest (Gupta et al., 2022, section 1):
+For a saliency map :math:`M_a` over the :math:`P` positions of an input, the masked
+input keeps the :math:`k` highest-ranked positions (the same positions in every channel)
+and fills the rest (Gupta et al., 2022, section 1):
 
 .. math::
 
     \tilde x(a, k, g) = x \odot T_k(M_a) + g \odot (1 - T_k(M_a)).
+
+The positions are those of :class:`~captum_soundness._utils.features.FeatureLayout`:
+the spatial positions of an image (or of any ``(N, C, *spatial)`` tensor), the features
+of a tabular ``(N, F)`` tensor, the groups of Captum's ``feature_mask``, and for a tuple
+of input tensors the positions of all of them, ranked together by one sort per map.
 
 This module holds the tensor-native building blocks used by the metrics:
 
@@ -107,7 +112,9 @@ def rank_positions(saliency: Tensor) -> Tensor:
     A :class:`UserWarning` names the constant maps (every position tied).
 
     Args:
-        saliency: Maps of shape ``(N, *spatial)``.
+        saliency: Maps of shape ``(N, *spatial)``, or scores ``(N, P)`` of the positions
+            of a :class:`~captum_soundness._utils.features.FeatureLayout` (the positions
+            of every input tensor, in input order).
 
     Returns:
         ``LongTensor`` of shape ``(N, P)`` with ``P = prod(spatial)``: the rank of each

@@ -126,7 +126,9 @@ def _one(baseline: Any, x: Tensor, name: str) -> Fill:
         )
     if not (baseline.is_floating_point() or baseline.dtype in (torch.int64, torch.int32)):
         raise TypeError(f"`{name}` must be a numeric tensor, got dtype {baseline.dtype}.")
-    check_finite(baseline.reshape(1, -1), f"`{name}`")
+    per_example = baseline.dim() == x.dim() and baseline.shape[0] == x.shape[0]
+    # rows of a per-example tensor are the examples named by the error
+    check_finite(baseline if per_example else baseline.reshape(1, -1), f"`{name}`")
     if baseline.dim() < x.dim():
         fill = ConstantFill(baseline.to(x.dtype))
         fill.check_compatible(x, name)

@@ -32,6 +32,18 @@ These metrics are **not** the completeness axiom of Integrated Gradients
 (Sundararajan et al., 2017: attributions sum to :math:`F(x) - F(x')`), which is a
 property of additive attributions, checked by ``ig_completeness_error``.
 
+**Captum's conventions** (every metric): ``inputs`` are a tensor or a tuple of tensors
+of rank >= 2 (tabular ``(N, F)``, sequences, images, volumes) and the attributions come
+in the same container; ``target`` is Captum's ``TargetType``; ``baselines`` are
+Captum's replacement values (a number, a tensor broadcastable to one example, a
+per-example tensor, a tuple of these, or a :class:`~captum_soundness.fills.Fill`);
+``feature_mask`` groups features as in :class:`~captum.attr.FeatureAblation`; ``head``
+says how outputs become probabilities (``"softmax"``, ``"probabilities"``,
+``"sigmoid"``, ``"binary"``); ``max_examples_per_batch`` is the maximum number of model
+inputs (rows) per forward pass, as in Captum's metrics; ``seed=None`` draws one seed
+from PyTorch's global RNG. ``fill=`` and ``apply_softmax=`` are deprecated aliases of
+``baselines=`` and ``head=``.
+
 Contents:
 
 - :func:`insertion_curve`, :func:`deletion_curve`: the curves (``(N, F)``);

@@ -80,6 +80,10 @@ def _one_baseline(baseline: Any, x: Tensor, name: str) -> Tensor:
         ) from err
 
 
+def _name(what: str, i: int, count: int) -> str:
+    return f"`{what}`" if count == 1 else f"`{what}[{i}]`"
+
+
 def _scores(
     forward_func: Callable[..., Any], x: tuple[Tensor, ...], targets: Targets, args: Any
 ) -> Tensor:
@@ -178,18 +182,19 @@ def ig_completeness_error(
     n = xs[0].shape[0]
     check_attribution_rows(attributions, len(xs), n, "`attributions`")
     attrs = tuple(attributions) if isinstance(attributions, (tuple, list)) else (attributions,)
+    m = len(xs)
     for i, (a, x) in enumerate(zip(attrs, xs)):
-        name = "`attributions`" if len(xs) == 1 else f"`attributions[{i}]`"
         if a.shape != x.shape:
             raise ValueError(
-                f"{name} must have the inputs' shape {tuple(x.shape)} (IG attributions of "
-                f"every input element), got {tuple(a.shape)}."
+                f"{_name('attributions', i, m)} must have the inputs' shape {tuple(x.shape)} "
+                f"(IG attributions of every input element), got {tuple(a.shape)}."
             )
-        check_finite(x, "`inputs`" if len(xs) == 1 else f"`inputs[{i}]`")
-        check_finite(a, name)
+        check_finite(x, _name("inputs", i, m))
     base = _baselines(baselines, xs)
-    for i, b in enumerate(base):
-        check_finite(b, "`baselines`" if len(xs) == 1 else f"`baselines[{i}]`")
+    for i, b in enumerate(base):  # the baselines first, then the attributions
+        check_finite(b, _name("baselines", i, m))
+    for i, a in enumerate(attrs):
+        check_finite(a, _name("attributions", i, m))
     targets = resolve_targets(target, n, device=xs[0].device)
     args = check_forward_args(additional_forward_args, n)
     rows = torch.arange(n, device=xs[0].device).repeat(2)

@@ -57,8 +57,9 @@ class SoundnessReport:
     Attributes:
         labels: The evaluated label ids (``L`` of them).
         fractions: ``(F,)`` the grid of kept fractions.
-        probs: ``(N, L)`` clean probabilities :math:`p_a(x)` (softmax over the evaluated
-            labels when a subset was given).
+        probs: ``(N, L)`` clean probabilities :math:`p_a(x)` under the ``head``
+            (``"softmax"``: over the evaluated labels when a subset was given;
+            ``"sigmoid"``: per label, not summing to 1; ``"binary"``: labels 0 and 1).
         insertion: ``(N, L, F)`` insertion curves.
         completeness: ``(N, L)`` completeness per pair.
         soundness: ``(N, L)`` soundness per pair.
@@ -68,7 +69,8 @@ class SoundnessReport:
         deletion: ``(N, L, F)`` deletion curves (only with ``deletion="all"``).
         deletion_at_prediction: ``(N, F)`` deletion curves at the predicted label (with
             ``deletion="predicted"`` or ``"all"``).
-        settings: The settings of the run (constants, fill, grid...).
+        settings: The settings of the run (constants, ``baselines`` (also under the
+            0.1 key ``fill``), ``head``, grid...).
     """
 
     labels: list[int]

@@ -559,3 +559,15 @@ def test_outputs_that_are_not_per_label_scores_raise():
         evaluate_all_labels(FakeExplainer(), lambda t: t[:, :, :2, :2], x)  # (N, C, 2, 2)
     with pytest.raises(ValueError, match="head='binary'"):
         evaluate_all_labels(FakeExplainer(), lambda t: t.flatten(1)[:, :1], x, head="sigmoid")
+
+
+def test_seed_none_follows_torch_manual_seed():
+    model, x = make_model(), make_inputs()
+    kw = {"baselines": NoiseFill("gaussian"), "n_fill_samples": 2, "fractions": 4}
+    torch.manual_seed(0)
+    a = evaluate_all_labels(FakeExplainer(), model, x, **kw)
+    torch.manual_seed(0)
+    b = evaluate_all_labels(FakeExplainer(), model, x, **kw)
+    assert torch.equal(a.insertion, b.insertion)
+    c = evaluate_all_labels(FakeExplainer(), model, x, **kw)  # another draw
+    assert not torch.equal(a.insertion, c.insertion)

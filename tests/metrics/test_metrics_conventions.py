@@ -486,6 +486,10 @@ def test_non_finite_values_name_the_input_and_examples():
     bad_attr[0, 0] = float("inf")
     with pytest.raises(ValueError, match=r"attributions`\[1\].*examples \[0\]"):
         soundness(model, x, (attr[0], bad_attr), 0)
+    bad_base = torch.zeros(3, 4)
+    bad_base[1, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"`baselines\[1\]`.*examples \[1\]"):
+        completeness(model, x, attr, 0, baselines=(0.0, bad_base))
     with pytest.raises(TypeError, match="tuple of 2 tensors"):
         insertion_curve(model, x, attr[0], 0)
     with pytest.raises(ValueError, match="batch size 2"):
