@@ -55,7 +55,8 @@ class Fill(ABC):
     """Base class of fill distributions.
 
     Subclasses implement :meth:`_sample`; :meth:`sample` validates its arguments and
-    supplies a generator when none is given (never the global RNG).
+    supplies a generator when none is given (seeded by one draw from PyTorch's global RNG,
+    as a :class:`~torch.utils.data.DataLoader` seeds its workers).
     """
 
     #: ``True`` when every draw is identical, so a single sample represents the fill.
@@ -67,11 +68,12 @@ class Fill(ABC):
         """Draws fill values for ``inputs``.
 
         Args:
-            inputs: Tensor of shape ``(N, C, *spatial)``.
+            inputs: Tensor of shape ``(N, C, *spatial)`` (or ``(N, F)`` for the fills that
+                need no spatial dimensions).
             n_samples: Number of independent draws per example.
             generator: Source of randomness for random fills; must live on the inputs'
-                device. ``None`` creates a fresh, non-deterministically seeded generator
-                (PyTorch's global RNG is never used).
+                device. ``None`` creates a generator seeded with one draw from PyTorch's global RNG
+                (so ``torch.manual_seed`` makes the draws repeatable).
 
         Returns:
             Tensor of shape ``(n_samples, *inputs.shape)`` (``(1, *inputs.shape)`` for
@@ -187,9 +189,12 @@ class MeanFill(Fill):
 
     deterministic = True
 
+    def check_compatible(self, inputs: Tensor, name: str = "fill") -> None:
+        _needs_spatial(self, inputs, name)
+
     def _sample(self, inputs: Tensor, n_samples: int, generator: torch.Generator | None) -> Tensor:
         dims = tuple(range(2, inputs.dim()))
-        mean = inputs.mean(dim=dims, keepdim=True) if dims else inputs
+        mean = inputs.mean(dim=dims, keepdim=True)
         return mean.expand(inputs.shape).unsqueeze(0)
 
 
@@ -220,6 +225,9 @@ class BlurFill(Fill):
     def __init__(self, sigma: float = 5.0, truncate: float = 3.0) -> None:
         self.sigma = check_positive_float(sigma, "sigma")
         self.truncate = check_positive_float(truncate, "truncate")
+
+    def check_compatible(self, inputs: Tensor, name: str = "fill") -> None:
+        _needs_spatial(self, inputs, name)
 
     def _kernel(self, device: torch.device, dtype: torch.dtype) -> Tensor:
         radius = max(1, math.ceil(self.truncate * self.sigma))
@@ -370,6 +378,18 @@ class DatasetFill(Fill):
 
     def __repr__(self) -> str:
         return f"DatasetFill(pool=<{self.pool.shape[0]} images of {tuple(self.pool.shape[1:])}>)"
+
+
+def _needs_spatial(fill: Fill, inputs: Tensor, name: str) -> None:
+    """Refuses inputs without spatial dimensions (``(N, F)``) for spatial fills: the
+    mean or blur of a single position is the input itself, which would remove nothing."""
+    if inputs.dim() < 3:
+        raise ValueError(
+            f"`{name}`: {type(fill).__name__} works over spatial dimensions (N, C, *spatial), "
+            f"but the inputs have shape {tuple(inputs.shape)}: it would fill every feature "
+            "with itself. For tabular inputs use a constant (e.g. the training mean as a "
+            "tensor), NoiseFill or DatasetFill."
+        )
 
 
 #: Anything accepted where a fill is expected.

@@ -146,12 +146,26 @@ def test_generator_reproducibility(fill):
 
 
 @pytest.mark.parametrize("fill", ALL_FILLS, ids=repr)
-def test_global_rng_untouched(fill):
+def test_global_rng_rule(fill):
+    """An explicit generator leaves PyTorch's global RNG alone; ``generator=None`` draws
+    one seed from it (deterministic fills draw nothing), so torch.manual_seed repeats."""
     x = torch.rand(SHAPE, generator=_gen())
     before = torch.random.get_rng_state()
-    fill.sample(x, 3)
     fill.sample(x, 3, _gen())
     assert torch.equal(before, torch.random.get_rng_state())
+    torch.manual_seed(5)
+    seeded = torch.random.get_rng_state()
+    a = fill.sample(x, 3)
+    advanced = not torch.equal(torch.random.get_rng_state(), seeded)
+    torch.manual_seed(5)
+    assert torch.equal(a, fill.sample(x, 3))
+    if fill.deterministic:
+        torch.manual_seed(5)
+        state = torch.random.get_rng_state()
+        fill.sample(x, 3)
+        assert torch.equal(state, torch.random.get_rng_state())
+    else:
+        assert advanced
 
 
 def test_deterministic_flags():

@@ -1,19 +1,29 @@
-"""Tests for the generators of ``_utils.rng``: the global RNG is never touched."""
+"""Tests for the generators of ``_utils.rng``: explicit seeds never touch the global RNG; None draws one seed from it."""
 
 import pytest
 import torch
 
-from captum_soundness._utils.rng import SEED_SPACE, draw_seeds, make_generator
+from captum_soundness._utils.rng import SEED_SPACE, draw_seeds, global_seed, make_generator
 
 
-def test_make_generator_does_not_touch_global_rng():
+def test_make_generator_seeding_rule():
+    """int seeds and generators leave the global RNG alone; None draws exactly one seed
+    from it (DataLoader's rule), so torch.manual_seed makes it repeatable."""
     before = torch.random.get_rng_state()
     g1, g2 = make_generator(7, "cpu"), make_generator(7, "cpu")
     assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))
-    make_generator(None, "cpu")
-    assert torch.equal(before, torch.random.get_rng_state())
     g = torch.Generator()
     assert make_generator(g, "cpu") is g
+    assert torch.equal(before, torch.random.get_rng_state())
+    torch.manual_seed(11)
+    a = torch.rand(3, generator=make_generator(None, "cpu"))
+    after_one = torch.random.get_rng_state()
+    torch.manual_seed(11)
+    torch.empty((), dtype=torch.int64).random_()  # exactly one int64 draw
+    assert torch.equal(after_one, torch.random.get_rng_state())
+    torch.manual_seed(11)
+    assert torch.equal(a, torch.rand(3, generator=make_generator(None, "cpu")))
+    assert global_seed() != global_seed()
     with pytest.raises(TypeError, match="seed"):
         make_generator("1", "cpu")
 
