@@ -1,4 +1,4 @@
-"""Tests for the generators of ``_utils.rng``: explicit seeds never touch the global RNG; None draws one seed from it."""
+"""Tests of ``_utils.rng``: explicit seeds leave the global RNG alone; None draws once."""
 
 import pytest
 import torch
