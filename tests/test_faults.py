@@ -2,12 +2,13 @@
 never a mutated model or global RNG.
 
 - a fault raised from inside ``forward`` (an exception, ``KeyboardInterrupt``) at the first
-  and at the last forward call leaves the model (eval and training mode: modes,
+  and at the last forward call, on images and (where an entry point takes them) on a
+  tuple of inputs and on tabular inputs, leaves the model (eval and training mode: modes,
   ``requires_grad``, ``.grad``, parameters, batch-norm buffers, hooks) and the global
   random states as found; so does a complete run in training mode (dropout drawing);
 - NaN and infinite values in the inputs, baselines, attributions, fill samples and model
   outputs raise a ``ValueError`` that names the value and the example;
-- outputs declared to be probabilities (``apply_softmax=False``) that are not raise;
+- outputs declared to be probabilities (``head="probabilities"``) that are not raise;
 - constant maps warn; no NaN becomes a score.
 
 The entry points and their arguments are those of ``tests/test_invariants.py``.
@@ -36,7 +37,7 @@ from helpers.faults import (
     mark_examples,
     nonfinite_outputs,
 )
-from test_invariants import CURVE, ENTRY_POINTS, TARGET, XFAIL, EntryPoint
+from test_invariants import CURVE, ENTRY_POINTS, IMAGES, TARGET, TUPLE, XFAIL, Data, EntryPoint
 from torch import nn
 
 from captum_soundness.attr import SimpleMasking
@@ -56,8 +57,9 @@ from captum_soundness.metrics import (
 from captum_soundness.sanity import class_sensitivity, fill_sensitivity, model_randomization
 
 pytestmark = [
-    pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require"),
+    pytest.mark.filterwarnings("ignore:Input Tensor . did not already require"),
     pytest.mark.filterwarnings("ignore:.*training mode:UserWarning"),
+    pytest.mark.filterwarnings("error::DeprecationWarning"),
 ]
 
 BAD = [math.nan, math.inf, -math.inf]
@@ -82,18 +84,22 @@ def _maps() -> torch.Tensor:
 _TRAIN_MODE_XFAIL: dict[str, str] = {}
 
 
-def _fault_cases() -> list[Any]:
-    """(entry point, mode) parameters, ``xfail(strict=True)`` where test_invariants knows
-    that the entry point changes the global RNG, or where it is known to change a
-    training-mode model."""
+def _fault_cases(excs: tuple[type[BaseException], ...] = (Fault, KeyboardInterrupt)) -> list[Any]:
+    """(entry point, data, mode, exception) parameters, ``xfail(strict=True)`` where
+    test_invariants knows that the entry point changes the global RNG, or where it is known
+    to change a training-mode model. Images get both exceptions; the tuple and tabular
+    inputs (where an entry point takes them) the exception only, to keep the run short."""
     cases = []
     for ep in ENTRY_POINTS:
-        for mode in ("eval", "train"):
-            reason = XFAIL.get(("global_rng_untouched", ep.name))
-            if mode == "train":
-                reason = reason or _TRAIN_MODE_XFAIL.get(ep.name)
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            cases.append(pytest.param(ep, mode, id=f"{ep.name}-{mode}", marks=marks))
+        for data in ep.kinds:
+            for mode in ("eval", "train"):
+                for exc in excs if data is IMAGES else excs[:1]:
+                    reason = XFAIL.get(("global_rng_untouched", ep.name))
+                    if mode == "train":
+                        reason = reason or _TRAIN_MODE_XFAIL.get(ep.name)
+                    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+                    ident = f"{ep.name}-{data.name}-{mode}-{exc.__name__}"
+                    cases.append(pytest.param(ep, data, mode, exc, id=ident, marks=marks))
     return cases
 
 
@@ -128,15 +134,16 @@ def _with_nan_for_marked(inputs: torch.Tensor, target: torch.Tensor) -> torch.Te
 # ---- faults from inside forward, and training mode ---------------------------------------
 
 
-@pytest.mark.parametrize("exc", [Fault, KeyboardInterrupt], ids=["exception", "interrupt"])
-@pytest.mark.parametrize(("ep", "mode"), _fault_cases())
+@pytest.mark.parametrize(("ep", "data", "mode", "exc"), _fault_cases())
 def test_fault_inside_forward_leaves_model_and_global_rng(
-    ep: EntryPoint, mode: str, exc: type[BaseException]
+    ep: EntryPoint, data: Data, mode: str, exc: type[BaseException]
 ) -> None:
-    model, x = _model(mode), _inputs()
+    model = mark_model_state(data.model())
+    model = model.train() if mode == "train" else model
+    x, a = data.inputs(), data.maps()
 
     def run() -> Any:
-        return ep.run(model, x, **_kw(ep))
+        return ep.run(model, x, a, data, **_kw(ep))
 
     # a complete run (dropout drawing, batch-norm updating in training mode) first
     calls = assert_global_rng_untouched(
@@ -150,23 +157,39 @@ def test_fault_inside_forward_leaves_model_and_global_rng(
 # ---- NaN and infinite values, at every position ----------------------------------------
 
 
+def _kind_cases() -> list[Any]:
+    return [
+        pytest.param(ep, data, id=f"{ep.name}-{data.name}")
+        for ep in ENTRY_POINTS
+        for data in ep.kinds
+    ]
+
+
+def _with_bad_value(data: Data, bad: float) -> Any:
+    """The inputs of ``data`` with ``bad`` in example 1 (of the last input tensor)."""
+    x = data.inputs()
+    last = x[-1] if isinstance(x, tuple) else x
+    last[(1,) + (0,) * (last.dim() - 1)] = bad
+    return x
+
+
 @pytest.mark.parametrize("bad", BAD)
-@pytest.mark.parametrize("ep", ENTRY_POINTS, ids=lambda ep: ep.name)
-def test_nonfinite_inputs_are_named(ep: EntryPoint, bad: float) -> None:
-    x = _inputs()
-    x[1, 0, 2, 3] = bad
-    expected = _names_example(ep, r"`inputs`: NaN or infinite values")
+@pytest.mark.parametrize(("ep", "data"), _kind_cases())
+def test_nonfinite_inputs_are_named(ep: EntryPoint, data: Data, bad: float) -> None:
+    x = _with_bad_value(data, bad)
+    name = r"`inputs\[1\]`" if data is TUPLE else r"`inputs`"
+    expected = _names_example(ep, rf"{name}: NaN or infinite values")
     with pytest.raises(ValueError, match=expected):
-        ep.run(_model(), x, **_kw(ep))
+        ep.run(data.model(), x, data.maps(), data, **_kw(ep))
 
 
 @pytest.mark.parametrize("bad", BAD)
-@pytest.mark.parametrize("ep", ENTRY_POINTS, ids=lambda ep: ep.name)
-def test_nonfinite_model_outputs_are_named(ep: EntryPoint, bad: float) -> None:
-    model, x = _model(), mark_examples(_inputs(), [1])
+@pytest.mark.parametrize(("ep", "data"), _kind_cases())
+def test_nonfinite_model_outputs_are_named(ep: EntryPoint, data: Data, bad: float) -> None:
+    model, x = mark_model_state(data.model()), mark_examples(data.inputs(), [1])
     expected = _names_example(ep, r"outputs of `(forward_func|model)`.*NaN or infinite values")
     with nonfinite_outputs(model, bad), pytest.raises(ValueError, match=expected):
-        ep.run(model, x, **_kw(ep))
+        ep.run(model, x, data.maps(), data, **_kw(ep))
 
 
 def _bad_maps(bad: float) -> torch.Tensor:
@@ -234,13 +257,17 @@ def test_nonfinite_baselines_are_named(bad: float) -> None:
 
 
 FILL_CASES = {
-    "insertion_curve": lambda m, x, f: insertion_curve(m, x, _maps(), TARGET, fill=f, **CURVE),
-    "deletion_curve": lambda m, x, f: deletion_curve(m, x, _maps(), TARGET, fill=f, **CURVE),
-    "completeness": lambda m, x, f: completeness(m, x, _maps(), TARGET, fill=f, **CURVE),
-    "soundness": lambda m, x, f: soundness(m, x, _maps(), TARGET, fill=f, **CURVE),
-    "evaluate_all_labels": lambda m, x, f: evaluate_all_labels(_explain, m, x, fill=f, **CURVE),
+    "insertion_curve": lambda m, x, f: insertion_curve(
+        m, x, _maps(), TARGET, baselines=f, **CURVE
+    ),
+    "deletion_curve": lambda m, x, f: deletion_curve(m, x, _maps(), TARGET, baselines=f, **CURVE),
+    "completeness": lambda m, x, f: completeness(m, x, _maps(), TARGET, baselines=f, **CURVE),
+    "soundness": lambda m, x, f: soundness(m, x, _maps(), TARGET, baselines=f, **CURVE),
+    "evaluate_all_labels": lambda m, x, f: evaluate_all_labels(
+        _explain, m, x, baselines=f, **CURVE
+    ),
     "SimpleMasking": lambda m, x, f: SimpleMasking(m).attribute(
-        x, TARGET, fill=f, steps=3, n_fill_samples=2, downsample=2, seed=0
+        x, TARGET, baselines=f, steps=3, n_fill_samples=2, downsample=2, seed=0
     ),
 }
 
@@ -279,20 +306,20 @@ def test_simple_masking_stops_when_the_outputs_turn_nonfinite_during_optimisatio
 
 PROBABILITY_CASES = {
     "insertion_curve": lambda m, x: insertion_curve(
-        m, x, _maps(), TARGET, fractions=4, apply_softmax=False
+        m, x, _maps(), TARGET, fractions=4, head="probabilities"
     ),
     "deletion_curve": lambda m, x: deletion_curve(
-        m, x, _maps(), TARGET, fractions=4, apply_softmax=False
+        m, x, _maps(), TARGET, fractions=4, head="probabilities"
     ),
     "completeness": lambda m, x: completeness(
-        m, x, _maps(), TARGET, fractions=4, apply_softmax=False
+        m, x, _maps(), TARGET, fractions=4, head="probabilities"
     ),
-    "soundness": lambda m, x: soundness(m, x, _maps(), TARGET, fractions=4, apply_softmax=False),
+    "soundness": lambda m, x: soundness(m, x, _maps(), TARGET, fractions=4, head="probabilities"),
     "evaluate_all_labels": lambda m, x: evaluate_all_labels(
-        _explain, m, x, fractions=4, apply_softmax=False
+        _explain, m, x, fractions=4, head="probabilities"
     ),
     "fill_sensitivity": lambda m, x: fill_sensitivity(
-        {"cos": _explain}, m, x, {"mean": MeanFill()}, fractions=4, apply_softmax=False
+        {"cos": _explain}, m, x, {"mean": MeanFill()}, fractions=4, head="probabilities"
     ),
 }
 
@@ -309,7 +336,7 @@ class _Scale(nn.Module):
 @pytest.mark.parametrize("name", list(PROBABILITY_CASES))
 def test_declared_probabilities_must_be_probabilities(name: str) -> None:
     logits = nn.Sequential(_model(), _Scale(10.0))  # raw scores, some negative
-    with pytest.raises(ValueError, match=r"outside \[0, 1\].*apply_softmax=False"):
+    with pytest.raises(ValueError, match=r"outside \[0, 1\].*head='probabilities'"):
         PROBABILITY_CASES[name](logits, _inputs())
     # per-label probabilities (a sigmoid each) need not sum to 1: accepted
     sigmoid = nn.Sequential(_model(), nn.Sigmoid())

@@ -18,10 +18,10 @@ def _x() -> torch.Tensor:
 def test_metrics_follow_half_precision_inputs(dtype):
     model, x = small_cnn(), _x()
     attr = seeded_randn(3, 1, 8, 8, seed=2)
-    want = insertion_curve(model, x, attr, target=[0, 1, 2], fractions=8, fill=BlurFill(1.0))
+    want = insertion_curve(model, x, attr, target=[0, 1, 2], fractions=8, baselines=BlurFill(1.0))
     half = model.to(dtype)
     got = insertion_curve(
-        half, x.to(dtype), attr, target=[0, 1, 2], fractions=8, fill=BlurFill(1.0)
+        half, x.to(dtype), attr, target=[0, 1, 2], fractions=8, baselines=BlurFill(1.0)
     )
     assert got.dtype == torch.float32 and got.shape == (3, 8)
     assert torch.allclose(got, want, atol=0.03)

@@ -25,7 +25,7 @@ from captum.attr import (
 )
 from torch import Tensor, nn
 
-from captum_soundness.attr import FullGrad, LayerGradCamPlusPlus, SimpleMasking
+from captum_soundness.attr import PRESETS, FullGrad, LayerGradCamPlusPlus, SimpleMasking
 from captum_soundness.benchmark._registry import BenchmarkContext, ExplainFunc, register
 from captum_soundness.fills import DatasetFill
 
@@ -213,7 +213,7 @@ def _simple_masking(
     """SimpleMasking with the settings' recipe; the ablations switch TV or upsampling off."""
     return partial(
         SimpleMasking(model).attribute,
-        fill=DatasetFill(context.pool),
+        baselines=DatasetFill(context.pool),
         preset=settings.preset,
         n_fill_samples=settings.n_fill_samples,
         steps=settings.steps,
@@ -222,9 +222,16 @@ def _simple_masking(
         l1=settings.l1,
         tv=settings.tv if tv else 0.0,
         seed=settings.seed,
-        max_examples_per_batch=settings.masking_batch,
+        max_examples_per_batch=_masking_rows(settings.masking_batch, settings.n_fill_samples),
         show_progress=settings.show_progress,
     )
+
+
+def _masking_rows(masking_batch: int | None, n_fill_samples: int) -> int | None:
+    """SimpleMasking's ``max_examples_per_batch`` (model rows per forward pass) for chunks
+    of ``masking_batch`` examples: each example is evaluated on ``n_fill_samples`` fill
+    samples (DatasetFill is random) per step."""
+    return None if masking_batch is None else masking_batch * n_fill_samples
 
 
 for _name, _label, _description, _options in (
@@ -265,10 +272,12 @@ def _simple_masking_area(
     """SimpleMasking's ``"area"`` recipe as it is (the settings' recipe knobs do not apply)."""
     return partial(
         SimpleMasking(model).attribute,
-        fill=DatasetFill(context.pool),
+        baselines=DatasetFill(context.pool),
         preset="area",
         seed=settings.seed,
-        max_examples_per_batch=settings.masking_batch,
+        max_examples_per_batch=_masking_rows(
+            settings.masking_batch, PRESETS["area"]["n_fill_samples"]
+        ),
         show_progress=settings.show_progress,
     )
 

@@ -110,7 +110,7 @@ def score_method(
             recorder,
             model,
             images,
-            fill=fill,
+            baselines=fill,
             fractions=settings.fractions,
             n_fill_samples=n_fill_samples,
             max_examples_per_batch=settings.curve_batch,

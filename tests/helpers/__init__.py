@@ -5,6 +5,7 @@ in ``pyproject.toml``), so tests in any subfolder write ``from helpers import ..
 from helpers.invariants import (
     assert_chunking_invariant,
     assert_global_rng_untouched,
+    assert_global_seed_repeatable,
     assert_model_untouched,
     assert_same,
     assert_seeded_determinism,
@@ -21,6 +22,7 @@ from helpers.models import (
     ImageMetaModel,
     PatchModel,
     RowSums,
+    TwoInputNet,
     X,
     bn_dropout_cnn,
     captum_model,
@@ -33,6 +35,7 @@ from helpers.models import (
     sigmoid,
     small_cnn,
     stateful_mlp,
+    tabular_net,
     tanh_mlp,
     tiny_cnn,
 )
@@ -47,9 +50,11 @@ __all__ = [
     "ImageMetaModel",
     "PatchModel",
     "RowSums",
+    "TwoInputNet",
     "X",
     "assert_chunking_invariant",
     "assert_global_rng_untouched",
+    "assert_global_seed_repeatable",
     "assert_model_untouched",
     "assert_same",
     "assert_seeded_determinism",
@@ -66,6 +71,7 @@ __all__ = [
     "sigmoid",
     "small_cnn",
     "stateful_mlp",
+    "tabular_net",
     "tanh_mlp",
     "tiny_cnn",
 ]

@@ -93,9 +93,12 @@ def assert_left_as_found(
     assert_same(_global_rng_state(), rng, path="global random states after a fault")
 
 
-def mark_examples(inputs: torch.Tensor, examples: list[int]) -> torch.Tensor:
-    """A copy of ``inputs`` whose ``examples`` hold ``10 * MARK`` everywhere (still finite):
-    every masked input of those examples keeps a value of at least ``MARK``."""
+def mark_examples(inputs: Any, examples: list[int]) -> Any:
+    """A copy of ``inputs`` (a tensor or a tuple of tensors) whose ``examples`` hold
+    ``10 * MARK`` everywhere (still finite): every masked input of those examples keeps a
+    value of at least ``MARK``."""
+    if isinstance(inputs, tuple):
+        return tuple(mark_examples(x, examples) for x in inputs)
     marked = inputs.clone()
     marked[examples] = 10 * MARK
     return marked

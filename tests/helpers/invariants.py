@@ -7,6 +7,9 @@ point), asserts the invariant and returns the result of the (first) call:
   the same result;
 - :func:`assert_seeded_determinism`: the same seed gives the same result, and an explicit
   seed leaves the global random state untouched;
+- :func:`assert_global_seed_repeatable`: with ``seed=None`` (one seed drawn from torch's
+  global RNG, PyTorch's rule) ``torch.manual_seed`` before two calls gives the same
+  result, and the call advances torch's global RNG (NumPy's and Python's stay untouched);
 - :func:`assert_global_rng_untouched`: torch's, NumPy's and Python's global random states
   are the same after the call;
 - :func:`assert_model_untouched`: module modes, ``requires_grad`` and ``.grad`` of every
@@ -33,6 +36,7 @@ from torch import nn
 __all__ = [
     "assert_chunking_invariant",
     "assert_global_rng_untouched",
+    "assert_global_seed_repeatable",
     "assert_model_untouched",
     "assert_same",
     "assert_seeded_determinism",
@@ -171,6 +175,33 @@ def assert_seeded_determinism(
         else:
             raise AssertionError(f"seed={other_seed} gives the same result as seed={seed}")
     return first
+
+
+def assert_global_seed_repeatable(
+    call: Callable[[], Any], *, seed: int = 0, ignore: Collection[str] = ()
+) -> Any:
+    """Asserts that ``call()`` (an entry point with ``seed=None``) draws its randomness from
+    torch's global RNG: after ``torch.manual_seed(seed)`` two calls give the same result
+    (:func:`assert_same`, skipping ``ignore``), each call advances torch's global RNG, and
+    NumPy's and Python's global states stay untouched. The global RNG is restored after.
+    Returns the first result.
+
+    Example: ``assert_global_seed_repeatable(lambda: method.attribute(x, 0, seed=None))``.
+    """
+    with torch.random.fork_rng(devices=[]):
+        results = []
+        for _ in range(2):
+            torch.manual_seed(seed)
+            seeded = _global_rng_state()
+            results.append(call())
+            after = _global_rng_state()
+            assert not torch.equal(after["torch"], seeded["torch"]), (
+                "seed=None did not draw from torch's global RNG"
+            )
+            assert_same(after["numpy"], seeded["numpy"], path="NumPy's global RNG state")
+            assert after["python"] == seeded["python"], "Python's global RNG state changed"
+    assert_same(results[1], results[0], ignore=ignore, path="second call after manual_seed")
+    return results[0]
 
 
 _MODULE_HOOK_DICTS = (

@@ -23,6 +23,7 @@ __all__ = [
     "ImageMetaModel",
     "PatchModel",
     "RowSums",
+    "TwoInputNet",
     "X",
     "bn_dropout_cnn",
     "captum_model",
@@ -35,6 +36,7 @@ __all__ = [
     "sigmoid",
     "small_cnn",
     "stateful_mlp",
+    "tabular_net",
     "tanh_mlp",
     "tiny_cnn",
 ]
@@ -328,3 +330,43 @@ class ImageMetaModel(nn.Module):
     def forward(self, image: torch.Tensor, meta: torch.Tensor, scale: float = 1.0):
         feats = nn.functional.max_pool2d(torch.relu(self.conv(image)), 2).flatten(1)
         return self.head(torch.cat([feats, torch.relu(self.meta(meta))], dim=1)) * scale
+
+
+class TwoInputNet(nn.Module):
+    """A two-input model with batch-norm and dropout (mode changes show): an image
+    ``(N, 2, 8, 8)`` through conv -> batch-norm -> ReLU -> dropout -> pool(4), tabular
+    metadata ``(N, 3)`` through linear + ReLU, then a linear head (3 labels). Default
+    initialisation under ``seed``; eval mode. ``cam_layer`` is the conv layer."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+
+        def build() -> tuple[nn.Module, nn.Module, nn.Module]:
+            image = nn.Sequential(
+                nn.Conv2d(2, 3, 3, padding=1),
+                nn.BatchNorm2d(3),
+                nn.ReLU(),
+                nn.Dropout(0.5),
+                nn.AdaptiveAvgPool2d(2),
+                nn.Flatten(),
+            )
+            return image, nn.Linear(3, 4), nn.Linear(12 + 4, 3)
+
+        self.image, self.meta, self.head = _seeded_default_init(seed, build)
+        self.cam_layer = self.image[0]
+        self.eval()
+
+    def forward(self, image: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.image(image), torch.relu(self.meta(meta))], dim=1))
+
+
+def tabular_net(seed: int = 0) -> nn.Module:
+    """5 features -> linear -> batch-norm -> ReLU -> dropout -> linear (3 labels), default
+    initialisation under ``seed``, eval mode."""
+
+    def build() -> nn.Module:
+        return nn.Sequential(
+            nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Dropout(0.5), nn.Linear(6, 3)
+        )
+
+    return _seeded_default_init(seed, build).eval()

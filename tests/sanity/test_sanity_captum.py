@@ -291,7 +291,7 @@ def test_fill_sensitivity_tuple_inputs_and_heads():
     net = ImageMetaModel()
     inputs = (seeded_randn(3, 2, 6, 6, seed=4), seeded_randn(3, 4, seed=5))
     funcs = {"sal": Saliency(net).attribute, "ixg": InputXGradient(net).attribute}
-    fills = {"zero": 0.0, "mean": MeanFill()}
+    fills = {"zero": 0.0, "mean": (MeanFill(), 0.0)}  # a fill per input tensor
     for evaluation in ("prediction", "all_labels"):
         report = fill_sensitivity(funcs, net, inputs, fills, evaluation=evaluation, fractions=4)
         assert report.method_scores.shape == (2, 2)
