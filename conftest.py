@@ -1,7 +1,16 @@
 """Repository-wide pytest configuration: the docstring examples run as doctests."""
 
+import os
+
 import pytest
 import torch
+
+# One thread per process: `pytest -n 2` runs two workers on CI's two cores, and the
+# subprocesses some tests start (the CLI, torchrun) inherit OMP_NUM_THREADS. More threads
+# than free cores make PyTorch's parallel kernels wait on descheduled threads, tens of
+# times slower on a busy machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
