@@ -1,7 +1,7 @@
 """The one rule for the values the package computes with: finite, and probabilities.
 
 Every entry point checks its inputs, baselines, attributions, fill samples and model
-outputs with :func:`check_finite` (and the outputs that ``apply_softmax=False`` declares
+outputs with :func:`check_finite` (and the outputs that ``head="probabilities"`` declares
 to be probabilities with :func:`check_probabilities`) before they can reach a score, so
 that a NaN or an infinity never turns into a number that looks right. The errors are
 :class:`ValueError` s that name the offending value and the examples (batch indices)
@@ -22,7 +22,6 @@ __all__ = [
     "bad_examples",
     "check_finite",
     "check_probabilities",
-    "check_scores",
     "format_examples",
     "not_finite_error",
     "not_probabilities_error",
@@ -108,7 +107,7 @@ def check_probabilities(
 ) -> Tensor:
     """Raises a :class:`ValueError` unless ``probs`` holds finite values in ``[0, 1]``.
 
-    For the outputs that ``apply_softmax=False`` declares to be probabilities. Each value
+    For the outputs that ``head="probabilities"`` declares to be probabilities. Each value
     is checked alone: per-label probabilities (a sigmoid per label, a label subset) need
     not sum to 1.
 
@@ -126,17 +125,3 @@ def check_probabilities(
         return probs
     detail = f"; from {float(probs.min()):.4g} to {float(probs.max()):.4g}"
     raise not_probabilities_error(what, bad_examples(outside, examples), detail)
-
-
-def check_scores(
-    output: Tensor,
-    what: str,
-    examples: Tensor | Sequence[int] | None = None,
-    *,
-    apply_softmax: bool,
-) -> Tensor:
-    """Checks model outputs: finite, and with ``apply_softmax=False`` (outputs declared
-    to be probabilities) in ``[0, 1]``; returns them."""
-    if apply_softmax:
-        return check_finite(output, what, examples)
-    return check_probabilities(output, what, examples)

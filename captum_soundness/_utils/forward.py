@@ -22,14 +22,6 @@ __all__ = [
 ]
 
 
-#: The note :func:`check_output` adds to its shape error, by its ``softmax`` flag.
-_SOFTMAX_NOTES: dict[bool | None, str] = {
-    None: "",
-    True: " (a softmax over the classes is applied: apply_softmax=True)",
-    False: " (apply_softmax=False: the model's outputs are used as probabilities)",
-}
-
-
 def chunk_slices(n: int, max_examples_per_batch: int | None) -> Iterator[slice]:
     """Yields slices covering ``range(n)`` in chunks of at most ``max_examples_per_batch``.
 
@@ -94,9 +86,7 @@ def run_forward(
     return output
 
 
-def check_output(
-    output: Any, n: int | None, name: str = "forward_func", *, softmax: bool | None = None
-) -> Tensor:
+def check_output(output: Any, n: int | None, name: str = "forward_func") -> Tensor:
     """Checks that a model output is an ``(n, num_classes)`` tensor of scores.
 
     The one home of this check (curves, sanity tools, masks and label subsets use it).
@@ -105,17 +95,13 @@ def check_output(
         output: What the model returned.
         n: The number of inputs (rows expected), or ``None`` for any number of rows.
         name: The argument named in the error messages.
-        softmax: ``None``: the outputs are plain scores. ``True``: a softmax over the
-            classes is applied to them: the message says so, and at least 2 classes are
-            required (a softmax over one class is constantly 1). ``False``: the outputs
-            are used as probabilities as they are, and the message says so.
 
     Returns:
         ``output``, unchanged.
 
     Raises:
         TypeError: If ``output`` is not a tensor.
-        ValueError: If it is not 2-d with ``n`` rows, or has one column under a softmax.
+        ValueError: If it is not 2-d with ``n`` rows.
     """
     if not isinstance(output, Tensor):
         raise TypeError(
@@ -123,17 +109,10 @@ def check_output(
             f"{type(output).__name__}."
         )
     if output.dim() != 2 or (n is not None and output.shape[0] != n):
-        extra = _SOFTMAX_NOTES[softmax]
         inputs = "" if n is None else f" for {n} inputs"
         raise ValueError(
             f"`{name}` must return an (N, num_classes) tensor of scores, got shape "
-            f"{tuple(output.shape)}{inputs}{extra}."
-        )
-    if softmax and output.shape[1] < 2:
-        raise ValueError(
-            f"`{name}` returns {output.shape[1]} output per example; a softmax over one "
-            "class is constantly 1. Return at least 2 class scores or pass "
-            "apply_softmax=False."
+            f"{tuple(output.shape)}{inputs}."
         )
     return output
 

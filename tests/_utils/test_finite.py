@@ -10,9 +10,9 @@ from captum_soundness._utils.fill_samples import sample_fill
 from captum_soundness._utils.finite import (
     check_finite,
     check_probabilities,
-    check_scores,
     format_examples,
 )
+from captum_soundness._utils.heads import check_head_values
 from captum_soundness.fills import ConstantFill
 
 
@@ -43,11 +43,12 @@ def test_check_probabilities_and_scores():
     bad = torch.tensor([[0.2, 0.9], [-1.5, 3.0]])
     with pytest.raises(ValueError, match=r"outside \[0, 1\] \(examples \[1\]; from -1\.5 to 3\)"):
         check_probabilities(bad, "`p`")
-    assert check_scores(bad, "`p`", apply_softmax=True) is bad  # logits under a softmax
-    with pytest.raises(ValueError, match="apply_softmax=False"):
-        check_scores(bad, "`p`", apply_softmax=False)
+    assert check_head_values(bad, "softmax", "`p`") is bad  # logits under a softmax
+    assert check_head_values(bad, "sigmoid", "`p`") is bad
+    with pytest.raises(ValueError, match="head='probabilities'"):
+        check_head_values(bad, "probabilities", "`p`")
     with pytest.raises(ValueError, match="NaN"):
-        check_scores(torch.tensor([[math.nan]]), "`p`", apply_softmax=True)
+        check_head_values(torch.tensor([[math.nan]]), "softmax", "`p`")
 
 
 def test_sample_fill_checks_the_samples_unless_told_not_to():

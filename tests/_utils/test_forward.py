@@ -32,16 +32,6 @@ def test_check_output_rejects_other_shapes(output, n, match):
         check_output(output, n, "model")
 
 
-def test_check_output_softmax_notes_and_two_classes():
-    with pytest.raises(ValueError, match=r"softmax over the classes is applied"):
-        check_output(torch.zeros(3), 3, softmax=True)
-    with pytest.raises(ValueError, match=r"used as probabilities"):
-        check_output(torch.zeros(3), 3, softmax=False)
-    with pytest.raises(ValueError, match="softmax over one class"):
-        check_output(torch.zeros(3, 1), 3, softmax=True)
-    assert check_output(torch.zeros(3, 1), 3, softmax=False).shape == (3, 1)
-
-
 def test_check_output_rejects_non_tensors():
     with pytest.raises(TypeError, match=r"`forward_func` must return .* got tuple"):
         check_output((torch.zeros(3, 2),), 3)
