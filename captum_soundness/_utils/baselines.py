@@ -28,12 +28,10 @@ import torch
 from torch import Tensor
 
 from captum_soundness._utils.finite import check_finite
+from captum_soundness._utils.validation import UNSET
 from captum_soundness.fills import ConstantFill, Fill
 
 __all__ = ["UNSET", "ExampleFill", "format_baselines", "resolve_baselines"]
-
-#: Sentinel default of the deprecated ``fill`` argument.
-UNSET: Any = object()
 
 
 class ExampleFill(Fill):

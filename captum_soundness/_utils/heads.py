@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from captum_soundness._utils.finite import check_finite, check_probabilities
+from captum_soundness._utils.validation import UNSET
 
 __all__ = [
     "HEADS",
@@ -46,9 +47,6 @@ __all__ = [
 
 #: The accepted values of ``head``.
 HEADS = ("softmax", "probabilities", "sigmoid", "binary")
-
-#: Sentinel default of the deprecated ``apply_softmax`` argument.
-UNSET: Any = object()
 
 
 def check_head(head: Any, name: str = "head") -> str:

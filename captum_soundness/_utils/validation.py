@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "UNSET",
     "check_choice",
     "check_inputs",
     "check_label_list",
@@ -28,6 +29,18 @@ __all__ = [
     "check_targets",
     "check_unit_interval",
 ]
+
+
+class _Unset:
+    """The default of a deprecated argument: "not given", told apart from every value."""
+
+    def __repr__(self) -> str:
+        return "<deprecated>"
+
+
+#: The default of deprecated arguments (``fill``, ``apply_softmax``); shown as
+#: ``<deprecated>`` in signatures.
+UNSET: Any = _Unset()
 
 
 def check_inputs(inputs: Any, name: str = "inputs", *, min_dim: int = 3) -> Tensor:
