@@ -31,7 +31,7 @@ from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.validation import UNSET
 from captum_soundness.fills import ConstantFill, Fill
 
-__all__ = ["UNSET", "ExampleFill", "format_baselines", "resolve_baselines"]
+__all__ = ["UNSET", "ExampleFill", "format_baselines", "per_input", "resolve_baselines"]
 
 
 class ExampleFill(Fill):
@@ -91,6 +91,17 @@ def format_baselines(
         ValueError: For a tuple of the wrong length, shapes that do not broadcast to the
             inputs, a wrong number of rows, or non-finite values.
     """
+    return tuple(_one(b, x, where) for b, x, where in per_input(baselines, inputs, name))
+
+
+def per_input(
+    baselines: Any, inputs: tuple[Tensor, ...], name: str = "baselines"
+) -> list[tuple[Any, Tensor, str]]:
+    """Splits Captum-style ``baselines`` into ``(baseline, input, name)`` per input tensor.
+
+    A tuple gives one baseline per input (its length must match); a single tensor is
+    refused for several inputs (ambiguous); anything else applies to every input.
+    """
     if isinstance(baselines, tuple):
         if len(baselines) != len(inputs):
             raise ValueError(
@@ -105,8 +116,8 @@ def format_baselines(
         )
     else:
         items = (baselines,) * len(inputs)
-    where = (lambda i: f"{name}[{i}]") if len(inputs) > 1 else (lambda i: name)
-    return tuple(_one(b, x, where(i)) for i, (b, x) in enumerate(zip(items, inputs)))
+    names = [f"{name}[{i}]" if len(inputs) > 1 else name for i in range(len(inputs))]
+    return list(zip(items, inputs, names))
 
 
 def _one(baseline: Any, x: Tensor, name: str) -> Fill:

@@ -30,6 +30,7 @@ import torch
 from captum._utils.typing import TargetType
 from torch import Tensor
 
+from captum_soundness._utils.baselines import per_input
 from captum_soundness._utils.finite import check_finite
 from captum_soundness._utils.forward import check_forward_args, run_forward
 from captum_soundness._utils.inputs import format_inputs
@@ -43,22 +44,7 @@ __all__ = ["ig_completeness_error", "ig_completeness_passes", "ig_steps_for_tole
 
 def _baselines(baselines: Any, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
     """Captum's IG baselines, one tensor per input tensor broadcast to its shape."""
-    if isinstance(baselines, tuple):
-        if len(baselines) != len(inputs):
-            raise ValueError(
-                f"`baselines` is a tuple of {len(baselines)} but there are {len(inputs)} "
-                "input tensors: give one baseline per input."
-            )
-        items = baselines
-    elif isinstance(baselines, Tensor) and len(inputs) > 1:
-        raise ValueError(
-            f"`baselines` is a single tensor but there are {len(inputs)} input tensors: "
-            "give a tuple with one baseline per input (a number applies to all)."
-        )
-    else:
-        items = (baselines,) * len(inputs)
-    name = (lambda i: f"`baselines[{i}]`") if len(inputs) > 1 else (lambda i: "`baselines`")
-    return tuple(_one_baseline(b, x, name(i)) for i, (b, x) in enumerate(zip(items, inputs)))
+    return tuple(_one_baseline(b, x, f"`{name}`") for b, x, name in per_input(baselines, inputs))
 
 
 def _one_baseline(baseline: Any, x: Tensor, name: str) -> Tensor:
