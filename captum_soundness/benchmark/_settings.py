@@ -120,8 +120,8 @@ class BenchmarkSettings:
     occlusion_stride: int = 2
     device: str = "cpu"
     seed: int = 0
-    masking_batch: int | None = 50
-    curve_batch: int | None = 4096
+    masking_batch: int | None = 20
+    curve_batch: int | None = 128
     explain_batch: int | None = None
     sanity: bool = True
     sanity_images: int = 5

@@ -31,6 +31,7 @@ RECIPE_OPTIONS = [
     {"area": 0.2, "area_weight": 2.0},
     {"preset": "fast"},
     {"preset": "area"},
+    {"preset": "sharp"},
 ]
 
 
@@ -39,18 +40,18 @@ def test_recipe_options_keep_the_invariants(options):
     x, sm = _x(n=5), SimpleMasking(bn_dropout_cnn())
     kw = {"target": [0, 1, 2, 0, 1], "steps": 12, "n_fill_samples": 3, **options}
     assert_chunking_invariant(
-        lambda m: sm.attribute(x, fill=NoiseFill(), seed=3, max_examples_per_batch=m, **kw),
+        lambda m: sm.attribute(x, baselines=NoiseFill(), seed=3, max_examples_per_batch=m, **kw),
         atol=1e-6,
     )
     assert_seeded_determinism(
-        lambda s: sm.attribute(x, fill=NoiseFill(), seed=s, **kw), other_seed=1
+        lambda s: sm.attribute(x, baselines=NoiseFill(), seed=s, **kw), other_seed=1
     )
 
 
 def test_presets_table_and_signature():
     params = inspect.signature(SimpleMasking.attribute).parameters
     defaults = {k: v.default for k, v in params.items()}
-    assert defaults["preset"] == "paper" and defaults["fill"] is None
+    assert defaults["preset"] == "paper" and defaults["baselines"] is None
     # the overridable keywords default to None and take the preset's values
     assert all(defaults[k] is None for k in PRESETS["paper"])
     paper = PRESETS["paper"]
@@ -59,7 +60,9 @@ def test_presets_table_and_signature():
     assert paper["l1"] == 2e-5 and paper["tv"] == 0.01
     assert paper["objective"] == "reference" and paper["lr_schedule"] == "constant"
     assert paper["area_weight"] == 0.0
-    assert set(PRESETS) == {"paper", "fast", "area"}
+    assert set(PRESETS) == {"paper", "fast", "area", "sharp"}
+    sharp = dict(paper, n_fill_samples=5, steps=20, lr=0.1, downsample=1)
+    assert PRESETS["sharp"] == dict(sharp, area=0.01, area_weight=10.0)
     assert all(set(recipe) == set(paper) for recipe in PRESETS.values())
     assert params["preset"].kind is inspect.Parameter.KEYWORD_ONLY
 
@@ -129,16 +132,16 @@ def test_paper_preset_is_the_previous_recipe_bit_for_bit():
     )
     model = PatchModel().double().eval()
     m = SimpleMasking(model).attribute(
-        x, [0, 1], fill=DatasetFill(pool), n_fill_samples=3, steps=30, downsample=2, seed=0
+        x, [0, 1], baselines=DatasetFill(pool), n_fill_samples=3, steps=30, downsample=2, seed=0
     )
     assert [v.hex() for v in m[:, 0, ::3, ::3].flatten().tolist()] == PINNED_DATASET_FILL
     m2 = SimpleMasking(model).attribute(
-        x, [0, 2], fill=0.0, steps=25, downsample=3, objective="log_prob"
+        x, [0, 2], baselines=0.0, steps=25, downsample=3, objective="log_prob"
     )
     assert [v.hex() for v in m2[:, 0, ::4, ::4].flatten().tolist()] == PINNED_CONSTANT_FILL
 
 
-@pytest.mark.parametrize("preset", ["paper", "fast", "area"])
+@pytest.mark.parametrize("preset", ["paper", "fast", "area", "sharp"])
 def test_preset_equals_its_values_given_explicitly(preset):
     x, pool = (
         _x(n=4),
@@ -146,16 +149,16 @@ def test_preset_equals_its_values_given_explicitly(preset):
     )
     sm = SimpleMasking(bn_dropout_cnn())
     values = dict(PRESETS[preset], steps=min(PRESETS[preset]["steps"], 12))
-    a = sm.attribute(x, [0, 1, 2, 0], fill=pool, seed=1, preset=preset, steps=values["steps"])
+    a = sm.attribute(x, [0, 1, 2, 0], baselines=pool, seed=1, preset=preset, steps=values["steps"])
     other = "fast" if preset != "fast" else "paper"
-    b = sm.attribute(x, [0, 1, 2, 0], fill=pool, seed=1, preset=other, **values)
+    b = sm.attribute(x, [0, 1, 2, 0], baselines=pool, seed=1, preset=other, **values)
     assert torch.equal(a, b)
 
 
 def test_explicit_keywords_override_the_preset():
     x = _x(n=2)
     sm = SimpleMasking(bn_dropout_cnn())
-    kw = {"fill": NoiseFill(), "seed": 0}
+    kw = {"baselines": NoiseFill(), "seed": 0}
     fast = PRESETS["fast"]
     # one override at a time: only that keyword changes
     for key, value in (("steps", 3), ("n_fill_samples", 2), ("lr", 0.3), ("tv", 0.0)):
@@ -199,7 +202,7 @@ def test_area_constraint_sets_the_mask_area():
         torch.manual_seed(0)
         model = nn.Sequential(nn.Flatten(), nn.Linear(144, 3)).eval()
     x = torch.rand(2, 1, 12, 12, generator=torch.Generator().manual_seed(1))
-    kw = {"fill": 0.0, "steps": 300, "lr": 0.1, "downsample": 1, "tv": 0.0}
+    kw = {"baselines": 0.0, "steps": 300, "lr": 0.1, "downsample": 1, "tv": 0.0}
     kw["objective"] = "log_prob"
     free = SimpleMasking(model).attribute(x, [0, 1], **kw)[:, 0]
     free_kept = (free > 0.5).flatten(1).float().mean(dim=1)
@@ -216,7 +219,7 @@ def test_area_constraint_favours_no_position():
     m = SimpleMasking(PatchModel().eval()).attribute(
         patch_inputs(),
         [0, 1],
-        fill=0.0,
+        baselines=0.0,
         steps=50,
         downsample=1,
         tv=0.0,
@@ -240,7 +243,7 @@ def test_docstring_table_lists_the_presets_values():
             spans.append((start, k + 1))
             start = None
     header = [lines[0][a:b].strip().strip("`").strip('"') for a, b in spans]
-    assert header[1:] == list(PRESETS)[:3]
+    assert len(header) >= 4 and header[1:] == list(PRESETS)[: len(header) - 1]
     seen = set()
     for line in lines[2:]:
         if line.strip().startswith("==="):
@@ -255,3 +258,17 @@ def test_docstring_table_lists_the_presets_values():
             else:
                 assert float(cell.split()[0]) == float(value), (key, name)
     assert seen == set(PRESETS["paper"])
+
+
+def test_sharp_preset_isolates_the_evidence():
+    """The full-resolution mask of the sharp preset ranks the positions the model reads
+    (the patch) above all others, and its area term keeps the rest of the mask low."""
+    m = SimpleMasking(PatchModel().eval()).attribute(
+        patch_inputs(), [0, 1], baselines=0.0, preset="sharp"
+    )[:, 0]
+    assert bool((m[:, PATCH].amin(dim=1) > m[:, ~PATCH].amax(dim=1)).all())
+    assert bool((m[:, ~PATCH] < 0.2).all())  # pulled towards 0 by the 1% area term
+    paper_start = SimpleMasking(PatchModel().eval()).attribute(
+        patch_inputs(), [0, 1], baselines=0.0, steps=20
+    )[:, 0]
+    assert bool((paper_start[:, ~PATCH] > 0.5).all())  # without the term: covers it all
