@@ -136,20 +136,20 @@ class SimpleMasking(Attribution):
     of the table left at ``None`` (explicit keywords override the preset's values;
     :data:`~captum_soundness.attr.PRESETS` holds them):
 
-    ==================  ===============  ===============  ===============
-    keyword             ``"paper"``      ``"fast"``       ``"area"``
-    ==================  ===============  ===============  ===============
-    ``steps``           2000             5                50
-    ``n_fill_samples``  10               5                5
-    ``lr``              0.05             0.05             0.05
-    ``lr_schedule``     ``"constant"``   ``"constant"``   ``"constant"``
-    ``downsample``      4                4                4
-    ``l1``              2e-5             2e-5             2e-5
-    ``tv``              0.01             0.01             0.01
-    ``objective``       ``"reference"``  ``"reference"``  ``"reference"``
-    ``area``            0.1 (unused)     0.1 (unused)     0.1
-    ``area_weight``     0                0                3
-    ==================  ===============  ===============  ===============
+    ==================  ===============  ===============  ===============  ===============
+    keyword             ``"paper"``      ``"fast"``       ``"area"``       ``"sharp"``
+    ==================  ===============  ===============  ===============  ===============
+    ``steps``           2000             5                50               20
+    ``n_fill_samples``  10               5                5                5
+    ``lr``              0.05             0.05             0.05             0.1
+    ``lr_schedule``     ``"constant"``   ``"constant"``   ``"constant"``   ``"constant"``
+    ``downsample``      4                4                4                1
+    ``l1``              2e-5             2e-5             2e-5             2e-5
+    ``tv``              0.01             0.01             0.01             0.01
+    ``objective``       ``"reference"``  ``"reference"``  ``"reference"``  ``"reference"``
+    ``area``            0.1 (unused)     0.1 (unused)     0.1              0.01
+    ``area_weight``     0                0                3                10
+    ==================  ===============  ===============  ===============  ===============
 
     - ``"paper"`` (default) is the reference recipe of Gupta et al. (2022), exactly (the
       masks of the code before presets existed, bit for bit).
@@ -162,7 +162,14 @@ class SimpleMasking(Attribution):
     - ``"area"`` adds the area constraint of extremal perturbation (target area 0.1,
       weight 3) to 50 steps of 5 fill samples: masks that keep a small region and cannot
       cover the image, more complete and more sound than TorchRay's extremal
-      perturbation on the same evaluation at a fraction of its time.
+      perturbation at areas 0.05 and 0.1 on the same evaluation at a fraction of its time.
+    - ``"sharp"``: a full-resolution mask (``downsample=1``, ranked pixel by pixel) held
+      to a tight area (0.01, weight 10) for 20 steps of 5 fill samples. The best recipe
+      measured on the bundled MNIST model: more complete *and* more sound than TorchRay's
+      extremal perturbation at each of its areas 0.05, 0.1 and 0.2, at about 1/100 of its
+      time. Full resolution alone manufactures evidence for wrong labels; the area term
+      stops it. On natural images at 224 pixels, check its soundness before relying on
+      it: a full-resolution mask has more room to turn adversarial.
 
     The measured numbers (time per map, completeness at the prediction, soundness over
     the other labels, spread across seeds) are on the documentation's *Mask recipes* page.
@@ -280,7 +287,7 @@ class SimpleMasking(Attribution):
                 ``None`` (see *What a mask value covers*).
             preset (str, optional): The recipe that gives every keyword below left at
                 ``None`` its value: ``"paper"`` (the reference recipe, exactly),
-                ``"fast"`` or ``"area"`` (see *Presets* in the class docstring and
+                ``"fast"``, ``"area"`` or ``"sharp"`` (see *Presets* in the class docstring and
                 :data:`~captum_soundness.attr.PRESETS`). Keywords given explicitly
                 override the preset's values. Default: ``"paper"``.
             n_fill_samples (int, optional): :math:`B`, fill samples per example and

@@ -375,6 +375,7 @@ def _benchmark_settings(args: argparse.Namespace) -> Any:
 def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
+    from captum_soundness.benchmark._methods import PRESET_METHODS
     from captum_soundness.benchmark._settings import check_settings
     from captum_soundness.benchmark._staging import check_out
 
@@ -385,8 +386,8 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         return 1
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.steps is not None and not any(  # the "area" method keeps its own recipe
-        m.startswith("simple_masking") and m != "simple_masking_area" for m in settings.methods
+    if args.steps is not None and not any(  # the preset methods keep their own recipes
+        m.startswith("simple_masking") and m not in PRESET_METHODS for m in settings.methods
     ):
         print(
             "note: --steps sets SimpleMasking's optimisation steps; no SimpleMasking method "

@@ -260,25 +260,39 @@ for _name, _label, _description, _options in (
     )
 
 
-@register(
-    "simple_masking_area",
-    label="SimpleMasking area",
-    description="SimpleMasking, preset 'area' (area constraint 0.1, weight 3; 50 steps x 5)",
-    needs_pool=True,
-)
-def _simple_masking_area(
-    model: nn.Module, settings: BenchmarkSettings, context: BenchmarkContext
+def _simple_masking_preset(
+    preset: str, model: nn.Module, settings: BenchmarkSettings, context: BenchmarkContext
 ) -> ExplainFunc:
-    """SimpleMasking's ``"area"`` recipe as it is (the settings' recipe knobs do not apply)."""
+    """A SimpleMasking preset as it is (the settings' recipe knobs do not apply)."""
     return partial(
         SimpleMasking(model).attribute,
         baselines=DatasetFill(context.pool),
-        preset="area",
+        preset=preset,
         seed=settings.seed,
         max_examples_per_batch=_masking_rows(
-            settings.masking_batch, PRESETS["area"]["n_fill_samples"]
+            settings.masking_batch, PRESETS[preset]["n_fill_samples"]
         ),
         show_progress=settings.show_progress,
+    )
+
+
+#: The presets that are benchmark methods of their own, with their own recipes.
+PRESET_METHODS = {
+    "simple_masking_area": (
+        "area",
+        "SimpleMasking area",
+        "SimpleMasking, preset 'area' (area constraint 0.1, weight 3; 50 steps x 5)",
+    ),
+    "simple_masking_sharp": (
+        "sharp",
+        "SimpleMasking sharp",
+        "SimpleMasking, preset 'sharp' (full resolution, area 0.01, weight 10; 20 steps x 5)",
+    ),
+}
+
+for _name, (_preset, _label, _description) in PRESET_METHODS.items():
+    register(_name, label=_label, description=_description, needs_pool=True)(
+        partial(_simple_masking_preset, _preset)
     )
 
 

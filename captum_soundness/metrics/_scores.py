@@ -25,6 +25,7 @@ from captum_soundness._utils.validation import (
     check_positive_float,
     check_unit_interval,
 )
+from captum_soundness.metrics._config import DEFAULT_MAX_EXAMPLES_PER_BATCH
 from captum_soundness.metrics._engine import run_curves
 
 __all__ = [
@@ -171,7 +172,7 @@ def completeness(
     n_fill_samples: int = 1,
     head: str | None = None,
     reduce: str = "sum",
-    max_examples_per_batch: int | None = None,
+    max_examples_per_batch: int | None = DEFAULT_MAX_EXAMPLES_PER_BATCH,
     seed: SeedType = None,
     epsilon: float = 0.1,
     alpha: float = 1.0,
@@ -263,7 +264,7 @@ def soundness(
     n_fill_samples: int = 1,
     head: str | None = None,
     reduce: str = "sum",
-    max_examples_per_batch: int | None = None,
+    max_examples_per_batch: int | None = DEFAULT_MAX_EXAMPLES_PER_BATCH,
     seed: SeedType = None,
     beta: float = 0.1,
     fill: Any = FILL_UNSET,

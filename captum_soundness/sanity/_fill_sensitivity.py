@@ -43,7 +43,7 @@ from captum_soundness.metrics import (
     evaluate_all_labels,
     soundness_from_scores,
 )
-from captum_soundness.metrics._config import format_model_inputs
+from captum_soundness.metrics._config import DEFAULT_MAX_EXAMPLES_PER_BATCH, format_model_inputs
 from captum_soundness.metrics._engine import run_curves
 from captum_soundness.metrics._outputs import class_outputs, to_probabilities
 from captum_soundness.metrics._scores import check_metric_constants
@@ -461,7 +461,7 @@ def fill_sensitivity(
     n_fill_samples: int = 1,
     head: str | None = None,
     reduce: str = "sum",
-    max_examples_per_batch: int | None = None,
+    max_examples_per_batch: int | None = DEFAULT_MAX_EXAMPLES_PER_BATCH,
     seed: SeedType = None,
     epsilon: float = 0.1,
     alpha: float = 1.0,
@@ -529,7 +529,7 @@ def fill_sensitivity(
             ``"binary"`` (one logit), as in :func:`~captum_soundness.metrics.insertion_curve`.
         reduce: Channel reduction of the attributions (``"sum"``, ``"abs"``, ``"max"``).
         max_examples_per_batch: Model inputs (rows) per forward pass (``None``: all at
-            once).
+            once; default 256).
         seed: Seed of the random fills: one seed serves every method and fill (common
             random numbers). An int is used as it is; a :class:`torch.Generator` gives
             one draw; ``None`` draws one seed from the global RNG (so
