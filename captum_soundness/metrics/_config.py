@@ -12,6 +12,7 @@ from torch import Tensor
 from captum_soundness._utils.baselines import UNSET as FILL_UNSET
 from captum_soundness._utils.baselines import format_baselines, resolve_baselines
 from captum_soundness._utils.finite import check_finite
+from captum_soundness._utils.forward import DEFAULT_MAX_EXAMPLES_PER_BATCH
 from captum_soundness._utils.heads import UNSET as SOFTMAX_UNSET
 from captum_soundness._utils.heads import resolve_head
 from captum_soundness._utils.inputs import format_inputs
@@ -34,11 +35,6 @@ __all__ = [
     "format_model_inputs",
 ]
 
-#: The metrics' default ``max_examples_per_batch``: model inputs per forward pass. Chosen
-#: by measurement (``bench/bench_batch_sizes.py``): on CPU, batches of a few hundred
-#: inputs stay in cache, and the all-label evaluation of 20 digits x 10 labels ran 2x
-#: faster at 256 than in one pass (``None``), and faster than Quantus' PixelFlipping.
-DEFAULT_MAX_EXAMPLES_PER_BATCH = 256
 
 #: The two kinds of curves.
 CURVE_KINDS = ("insertion", "deletion")
