@@ -48,6 +48,7 @@ __all__ = [
     "draw_fills",
     "fixed_fills",
     "groups_present",
+    "param_dtype",
     "total_variation",
 ]
 
@@ -276,3 +277,13 @@ def _upsampler(low: tuple[int, ...], spatial: tuple[int, ...]) -> Callable[[Tens
     if low == spatial:
         return lambda m: m
     return lambda m: upsample(m, spatial, align_corners=False)
+
+
+def param_dtype(xs: tuple[Tensor, ...]) -> torch.dtype:
+    """The dtype of the mask logits: the inputs' (promoted), float32 for half precision."""
+    dtype = None
+    for x in xs:
+        d = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+        dtype = d if dtype is None else torch.promote_types(dtype, d)
+    assert dtype is not None
+    return dtype

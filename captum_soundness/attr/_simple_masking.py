@@ -23,6 +23,7 @@ from captum_soundness._utils.forward import (
     check_forward_args,
     chunk_slices,
     expand_additional_forward_args,
+    run_forward,
 )
 from captum_soundness._utils.heads import (
     check_head,
@@ -53,6 +54,7 @@ from captum_soundness.attr._mask_params import (
     compose,
     fixed_fills,
     groups_present,
+    param_dtype,
 )
 from captum_soundness.attr._recipes import LR_SCHEDULES, area_reference, lr_at, resolve_preset
 from captum_soundness.fills import Fill
@@ -425,7 +427,7 @@ class SimpleMasking(Attribution):
             for chunk in chunk_slices(n, call.max_rows):
                 index = torch.arange(chunk.start, chunk.stop, device=device)
                 args = expand_additional_forward_args(call.args, index)
-                out = _forward(self.forward_func, tuple(x[chunk] for x in xs), args)
+                out = run_forward(self.forward_func, tuple(x[chunk] for x in xs), args)
                 out = head_output(out, chunk.stop - chunk.start, head)
                 check_head_values(out, head, "The outputs of `forward_func` on `inputs`", index)
                 outs.append(out)
@@ -487,7 +489,7 @@ class SimpleMasking(Attribution):
         """Optimises the masks of one chunk of examples; returns one mask per input."""
         cfg, c = call.config, xs[0].shape[0]
         b = cfg.n_samples
-        dtype = _param_dtype(xs)
+        dtype = param_dtype(xs)
         present = None if call.present is None else call.present[examples]
         params = MaskParams(xs, call.layout, cfg.downsample, dtype, examples, present)
         optimizers = [Adam(logits, cfg.lr) for logits in params.logits]
@@ -505,7 +507,7 @@ class SimpleMasking(Attribution):
         for step in range(cfg.steps):
             masks = params.masks()
             masked, samples = compose(xs, masks.inputs, cfg.fills, fixed, b, generators)
-            out = head_output(_forward(self.forward_func, masked, rep_args), b * c, cfg.head)
+            out = head_output(run_forward(self.forward_func, masked, rep_args), b * c, cfg.head)
             per_example = _objective(cfg, out, b, target, classes).to(dtype)
             per_example = add_regularisers(
                 per_example, masks, cfg.l1, cfg.tv, cfg.area_weight, area_ref
@@ -648,21 +650,6 @@ def _make_config(n: int, fills: tuple[Fill, ...], recipe: dict[str, Any], head: 
         head=head,
         scale=1.0 / n,
     )
-
-
-def _param_dtype(xs: tuple[Tensor, ...]) -> torch.dtype:
-    """The dtype of the mask logits: the inputs' (promoted), float32 for half precision."""
-    dtype = None
-    for x in xs:
-        d = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
-        dtype = d if dtype is None else torch.promote_types(dtype, d)
-    assert dtype is not None
-    return dtype
-
-
-def _forward(forward_func: Callable[..., Any], xs: tuple[Tensor, ...], args: Any) -> Any:
-    """``forward_func(*inputs, *additional_forward_args)``, as Captum calls it."""
-    return forward_func(*xs, *args) if args is not None else forward_func(*xs)
 
 
 def _objective(cfg: _Config, out: Tensor, b: int, target: Tensor, classes: int) -> Tensor:
