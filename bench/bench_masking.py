@@ -64,18 +64,19 @@ def ours_run(
     fill: DatasetFill,
     b: int,
     steps: int,
-    max_examples_per_batch: int | None,
+    max_rows: int | None,
 ) -> float:
-    """Wall time of one complete ``SimpleMasking.attribute`` call."""
+    """Wall time of one complete ``SimpleMasking.attribute`` call (``max_rows``: its
+    ``max_examples_per_batch``, model inputs per forward pass; ``None``: one pass)."""
     start = time.perf_counter()
     SimpleMasking(model).attribute(
         x,
         target,
-        fill=fill,
+        baselines=fill,
         n_fill_samples=b,
         steps=steps,
         seed=0,
-        max_examples_per_batch=max_examples_per_batch,
+        max_examples_per_batch=max_rows,
     )
     return time.perf_counter() - start
 
@@ -102,12 +103,12 @@ def bench(
     chunk_inputs = None if max_examples_per_batch is None else max_examples_per_batch * b
 
     # warm-up (allocator, oneDNN primitive caches)
-    ours_run(model, x, target, fill, b, 2, max_examples_per_batch)
+    ours_run(model, x, target, fill, b, 2, chunk_inputs)
     floor_run(model, batch, 2, chunk_inputs)
 
     ours, floor = [], []
     for _ in range(repeats):
-        ours.append(ours_run(model, x, target, fill, b, steps, max_examples_per_batch))
+        ours.append(ours_run(model, x, target, fill, b, steps, chunk_inputs))
         floor.append(floor_run(model, batch, steps, chunk_inputs))
     # The minimum over repeats is the least disturbed run (robust against other load on
     # the machine); the ratio of medians is printed for reference.

@@ -34,7 +34,7 @@ def main() -> None:
 
     def simple_masking(inputs, target, fill):
         return SimpleMasking(model).attribute(
-            inputs, target=target, fill=fill, steps=200, n_fill_samples=4, seed=0
+            inputs, target=target, baselines=fill, steps=200, n_fill_samples=4, seed=0
         )
 
     with warnings.catch_warnings():

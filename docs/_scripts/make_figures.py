@@ -56,7 +56,7 @@ def main() -> None:
 
     # 1. A mask and masked inputs at three sizes.
     mask = SimpleMasking(model).attribute(
-        x, target=label, fill=pool, steps=300, n_fill_samples=5, seed=0
+        x, target=label, baselines=pool, steps=300, n_fill_samples=5, seed=0
     )
     counts = [round(f * 784) for f in (0.1, 0.25, 0.5)]
     keep = _keep_top(mask, counts)
@@ -120,7 +120,7 @@ def main() -> None:
     worst = int(soundness(model, xw, adversarial, target=wrong_labels).argmin())
     wrong = int(wrong_labels[worst])
     mask = SimpleMasking(model).attribute(
-        x, target=label, fill=pool, steps=300, n_fill_samples=5, seed=0
+        x, target=label, baselines=pool, steps=300, n_fill_samples=5, seed=0
     )
     xs = x.expand(2, -1, -1, -1)
     targets = torch.tensor([label, wrong])
