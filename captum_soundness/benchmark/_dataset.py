@@ -141,6 +141,12 @@ class ImageFolder(torch.utils.data.Dataset):
         self.classes = sorted({p.parent.name for p in self.files if p.parent != self.root})
         self.mean = self.std = None
         if normalize is not None:
+            if len(normalize[0]) not in (1, channels) or len(normalize[1]) != len(normalize[0]):
+                raise ValueError(
+                    f"`normalize`: {len(normalize[0])} mean(s) and {len(normalize[1])} "
+                    f"standard deviation(s) for {channels}-channel images; give one value "
+                    f"each or {channels} each."
+                )
             shape = (-1, 1, 1)
             self.mean = torch.tensor(normalize[0]).view(shape)
             self.std = torch.tensor(normalize[1]).view(shape)

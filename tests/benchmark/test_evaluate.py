@@ -226,6 +226,7 @@ def test_occupied_out_is_refused(folders, tmp_path, capsys):
         ({"--model-kwargs": '{"bogus": 1}'}, "failed"),
         ({"--data": "/nonexistent/folder"}, "not a folder"),
         ({"--normalize": "purple"}, "imagenet, none or MEAN,STD"),
+        ({"--normalize": "0.5,0.5,0.2,0.2"}, "give one value each or 3 each"),
         ({"--labels": "3"}, "at least 2"),
         ({"--labels": "0,7"}, "`labels`"),
         ({"--methods": "saliency,nonsense"}, "unknown method name(s): nonsense"),
