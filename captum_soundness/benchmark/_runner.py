@@ -42,6 +42,7 @@ from captum_soundness.benchmark._settings import (
     parse_fill,
 )
 from captum_soundness.fills import DatasetFill, Fill, NoiseFill
+from captum_soundness.masking import reduce_channels
 from captum_soundness.metrics import SUMMARY_RENAMES, SoundnessReport, evaluate_all_labels
 
 __all__ = [
@@ -69,7 +70,7 @@ def _preview_maps(inputs: Tensor, attributions: Any) -> Tensor:
     """Channel-summed maps on the CPU (what the recorder keeps for the previews)."""
     maps = unwrap_single(attributions, "The attributions").detach()
     if maps.dim() == inputs.dim():
-        maps = maps.sum(dim=1)
+        maps = reduce_channels(maps, "sum")
     return maps.float().cpu()
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from captum_soundness._utils.rng import SEED_SPACE
+from captum_soundness._utils.validation import check_max_examples_per_batch, check_positive_int
 from captum_soundness.attr import PRESETS
 from captum_soundness.benchmark import _methods  # noqa: F401  (fills the registry)
 from captum_soundness.benchmark._registry import METHODS
@@ -255,16 +256,6 @@ def check_device(spec: str) -> torch.device:
     return device
 
 
-def _check_int(value: Any, name: str, *, optional: bool = False) -> None:
-    kind = "None or a positive int" if optional else "a positive integer"
-    if value is None and optional:
-        return
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"`{name}` must be {kind}, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"`{name}` must be {kind}, got {value!r}.")
-
-
 def _check_methods(methods: tuple[str, ...]) -> None:
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
@@ -289,9 +280,9 @@ def check_method_settings(settings: BenchmarkSettings) -> BenchmarkSettings:
     """
     _check_methods(settings.methods)
     for name in _POSITIVE_INTS:
-        _check_int(getattr(settings, name), name)
+        check_positive_int(getattr(settings, name), name)
     for name in ("masking_batch", "curve_batch", "explain_batch"):
-        _check_int(getattr(settings, name), name, optional=True)
+        check_max_examples_per_batch(getattr(settings, name), name)
     if not isinstance(settings.seed, int) or isinstance(settings.seed, bool):
         raise TypeError(f"`seed` must be an int, got {settings.seed!r}.")
     if not 0 <= settings.seed < SEED_SPACE - 16:
