@@ -219,7 +219,8 @@ def topk_masks(ranks: Tensor, counts: Tensor) -> Tensor:
 
     Args:
         ranks: Output of :func:`rank_positions`, shape ``(N, P)``.
-        counts: Numbers of kept positions, shape ``(F,)``.
+        counts: Numbers of kept positions, shape ``(F,)``, or ``(N, F)`` for a grid of
+            its own per map.
 
     Returns:
         Boolean tensor of shape ``(N, F, P)``.
@@ -233,6 +234,8 @@ def topk_masks(ranks: Tensor, counts: Tensor) -> Tensor:
                  [0, 1, 1]]], dtype=torch.int32)
     """
     counts = counts.to(ranks.device)
+    if counts.dim() == 2:
+        return ranks.unsqueeze(1) < counts.unsqueeze(2)
     return ranks.unsqueeze(1) < counts.view(1, -1, 1)
 
 

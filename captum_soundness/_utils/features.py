@@ -16,7 +16,9 @@ tensors are ranked together:
   A group's score is the mean of the attributions over its elements (of their absolute
   values for ``reduce="abs"``; the maximum for ``reduce="max"``), so a method that gives
   every element of a group the group's value (FeatureAblation) is ranked by that value.
-  With per-example masks, a group absent from an example is ranked last in it.
+  With per-example masks, a group absent from an example is ranked last in it, and the
+  fractions of the curves count the groups present in the example
+  (:meth:`FeatureLayout.present_counts`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,20 @@ class FeatureLayout:
             start += m.numel()
         self.group_ids = ids
         self.sizes = []
+
+    def present_counts(self) -> Tensor | None:
+        """The number of positions of every example ``(N,)``, where it differs between
+        examples (per-example feature masks whose examples hold different groups), else
+        ``None`` (every example has :attr:`num_positions`)."""
+        if not self.grouped or all(ids.shape[0] == 1 for ids in self.group_ids):
+            return None
+        device = self.group_ids[0].device
+        present = torch.zeros(self.n, self.num_positions, dtype=torch.bool, device=device)
+        for ids in self.group_ids:
+            flat = ids.expand(self.n, *ids.shape[1:]).reshape(self.n, -1)
+            present.scatter_(1, flat, True)
+        counts = present.sum(dim=1)
+        return None if bool((counts == self.num_positions).all()) else counts
 
     def spatial(self, i: int) -> tuple[int, ...]:
         """The position shape of input ``i`` without groups: ``spatial`` or ``(F,)``."""

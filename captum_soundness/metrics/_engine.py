@@ -100,7 +100,7 @@ class _Masks:
     def __init__(self, ranks: Tensor, jobs: CurveJobs, counts: Tensor):
         device = counts.device
         map_index, deletion = jobs.map_index.to(device), jobs.deletion.to(device)
-        num_positions, n_frac = ranks.shape[1], counts.numel()
+        num_positions, n_frac = ranks.shape[1], counts.shape[-1]
         self.n_frac = n_frac
         self.job_row, deleted_maps = map_index, None
         if bool(deletion.any()):
@@ -117,7 +117,10 @@ class _Masks:
             return
         rank_dtype = torch.int32 if num_positions < 2**31 else torch.int64
         table = ranks.to(rank_dtype)
-        thresholds = counts.unsqueeze(0).expand(map_index.shape[0], n_frac)
+        if counts.dim() == 2:  # a grid per map
+            thresholds = counts.index_select(0, map_index)
+        else:
+            thresholds = counts.unsqueeze(0).expand(map_index.shape[0], n_frac)
         if deleted_maps is not None:
             reversed_ranks = (num_positions - 1) - table.index_select(0, deleted_maps)
             table = torch.cat([table, reversed_ranks])
@@ -134,6 +137,28 @@ class _Masks:
         assert self.table is not None and self.thresholds is not None
         ranks = self.table.index_select(0, self.job_row[job])
         return ranks < self.thresholds[point].unsqueeze(1)
+
+
+def _counts(
+    fractions: Tensor,
+    ranks_shape: torch.Size,
+    layout: FeatureLayout,
+    jobs: CurveJobs,
+    device: Any,
+) -> Tensor:
+    """Kept positions per fraction ``(F,)``, or per map and fraction ``(R, F)`` where the
+    examples hold different numbers of positions (per-example feature masks): each
+    example's grid counts the groups it holds (absent groups are ranked last)."""
+    present = layout.present_counts()
+    if present is None:
+        return fraction_counts(fractions, ranks_shape[1]).to(device)
+    per_image = torch.round(
+        fractions.to(torch.float64).view(1, -1) * present.to(torch.float64).view(-1, 1)
+    ).long()
+    per_image = torch.minimum(per_image.clamp(min=1), present.view(-1, 1)).to(device)
+    row_image = torch.zeros(ranks_shape[0], dtype=torch.long, device=device)
+    row_image[jobs.map_index.to(device)] = jobs.image_index.to(device)
+    return per_image.index_select(0, row_image)
 
 
 class _DeterministicFills:
@@ -296,8 +321,8 @@ def batched_curves(
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     layout = FeatureLayout(inputs) if layout is None else layout
     device = inputs[0].device
-    counts = fraction_counts(config.fractions, ranks.shape[1]).to(device)
-    n_frac, n_samp = counts.numel(), config.n_samples
+    counts = _counts(config.fractions, ranks.shape, layout, jobs, device)
+    n_frac, n_samp = counts.shape[-1], config.n_samples
     n_jobs = jobs.target.shape[0]
     total = n_jobs * n_frac * n_samp
     image_index, target = jobs.image_index.to(device), jobs.target.to(device)

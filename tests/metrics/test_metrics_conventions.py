@@ -29,6 +29,7 @@ from captum_soundness.fills import ConstantFill, MeanFill, NoiseFill
 from captum_soundness.metrics import (
     completeness,
     deletion_curve,
+    evaluate_all_labels,
     insertion_curve,
     soundness,
 )
@@ -496,3 +497,55 @@ def test_non_finite_values_name_the_input_and_examples():
         insertion_curve(model, x, (attr[0], attr[1][:2]), 0)
     with pytest.raises(TypeError, match="tuple"):
         insertion_curve(model, list(x), attr, 0)
+
+
+def test_per_example_feature_masks_count_each_examples_groups():
+    """Per-example feature masks with different numbers of groups (per-image segments):
+    each example's fractions count its own groups, so a batch gives the numbers of each
+    example evaluated alone (the batch-wide count kept all groups of small examples)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 3),
+    ).eval()
+    x, a, t = torch.rand(3, 1, 8, 8), torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 2])
+    base = torch.arange(64).view(1, 1, 8, 8)
+    masks = torch.cat([base // 16, base // 32 + 10, base // 8])  # 4, 2 and 8 groups
+    for curve in (insertion_curve, deletion_curve):
+        batch = curve(model, x, a, target=t, feature_mask=masks, fractions=7)
+        alone = torch.cat(
+            [
+                curve(
+                    model,
+                    x[i : i + 1],
+                    a[i : i + 1],
+                    target=t[i : i + 1],
+                    feature_mask=masks[i : i + 1],
+                    fractions=7,
+                )
+                for i in range(3)
+            ]
+        )
+        assertTensorAlmostEqual(_TC, batch, alone, delta=0.0, mode="max")
+
+    def explain(inputs, target, feature_mask):
+        return inputs * (feature_mask.float() + 1)
+
+    def report(rows):
+        return evaluate_all_labels(
+            explain,
+            model,
+            x[rows],
+            explain_kwargs={"feature_mask": masks[rows]},
+            feature_mask=masks[rows],
+            fractions=7,
+        )
+
+    batch = report(slice(None))
+    for i in range(3):
+        alone = report(slice(i, i + 1))
+        assert torch.equal(batch.completeness[i], alone.completeness[0])
+        assert torch.equal(batch.soundness[i], alone.soundness[0])
