@@ -60,9 +60,17 @@ def call_explain(explain_func: Callable[..., Any], inputs: Any, target: Any, **k
     return explain_func(inputs, target, **kwargs)
 
 
-def check_explain_kwargs(explain_kwargs: Any, name: str = "explain_kwargs") -> dict[str, Any]:
+def check_explain_kwargs(
+    explain_kwargs: Any,
+    name: str = "explain_kwargs",
+    inputs: tuple[Tensor, ...] | None = None,
+) -> dict[str, Any]:
     """Checks ``explain_kwargs``: ``None`` (no keywords) or a dict with string keys,
-    none of them ``target`` or ``additional_forward_args`` (passed by the caller)."""
+    none of them ``target`` or ``additional_forward_args`` (passed by the caller).
+
+    With ``inputs``, a ``baselines`` or ``feature_mask`` tensor with its input's number of
+    dimensions (Captum's per-example form) must have 1 or ``N`` rows.
+    """
     if explain_kwargs is None:
         return {}
     if not isinstance(explain_kwargs, dict):
@@ -78,7 +86,23 @@ def check_explain_kwargs(explain_kwargs: Any, name: str = "explain_kwargs") -> d
                 f"`{name}` must not contain {key!r}: it is passed by the evaluation itself"
                 + (" (pass it as `additional_forward_args`)." if key != "target" else ".")
             )
+    if inputs is not None:
+        _check_rows(explain_kwargs, inputs, name)
     return dict(explain_kwargs)
+
+
+def _check_rows(explain_kwargs: dict[str, Any], inputs: tuple[Tensor, ...], name: str) -> None:
+    n = int(inputs[0].shape[0])
+    for key in _INPUT_SHAPED:
+        value = explain_kwargs.get(key)
+        values = value if isinstance(value, tuple) else (value,)
+        for i, (v, x) in enumerate(zip(values, inputs)):
+            if isinstance(v, Tensor) and v.dim() == x.dim() and v.shape[0] not in (1, n):
+                where = f"{name}[{key!r}]" + (f"[{i}]" if isinstance(value, tuple) else "")
+                raise ValueError(
+                    f"`{where}` has {v.shape[0]} rows, but the inputs hold {n} examples: a "
+                    "per-example tensor needs one row per example (or 1 row for all)."
+                )
 
 
 def expand_explain_kwargs(

@@ -15,12 +15,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_soundness._utils.heads import log_probabilities, per_label, probabilities
+
 __all__ = [
     "LR_SCHEDULES",
     "PRESETS",
     "area_penalty",
     "area_reference",
     "lr_at",
+    "objective_loss",
     "resolve_preset",
 ]
 
@@ -119,3 +122,29 @@ def area_penalty(mask: Tensor, reference: Tensor) -> Tensor:
         counts = torch.zeros_like(ref).index_add_(0, group, torch.ones_like(ref))
         tied_ref = (sums / counts.clamp(min=1))[group].view(c, p)
     return (values - tied_ref).square().mean(dim=1)
+
+
+def objective_loss(
+    objective: str, head: str, out: Tensor, b: int, target: Tensor, classes: int
+) -> Tensor:
+    r"""The objective per example from checked scores ``out`` ``(b * c, *S)`` of the
+    masked inputs (sample-major rows), for flat targets ``(c,)`` into the probabilities
+    of ``head`` (``classes``: the size of their last dimension).
+
+    ``"reference"``: :math:`-q_a + \log \sum_k e^{q_k}` on the averaged probabilities
+    :math:`q` over the target's classes (over :math:`(q_a, 1 - q_a)` for per-label
+    heads); ``"log_prob"``: :math:`-\log q_a`, computed stably.
+    """
+    c = target.shape[0]
+    if objective == "reference":
+        q = probabilities(out, head).view(b, c, -1).mean(dim=0)  # (c, prod S')
+        if per_label(head):
+            qa = q.gather(1, target.view(c, 1)).squeeze(1)
+            return torch.logsumexp(torch.stack([qa, 1 - qa], dim=1), dim=1) - qa
+        rows = q.view(c, -1, classes)[torch.arange(c, device=q.device), target // classes]
+        return torch.logsumexp(rows, dim=-1) - rows.gather(
+            1, (target % classes).view(c, 1)
+        ).squeeze(1)
+    logp = log_probabilities(out, head).view(b, c, -1)
+    logp = logp.gather(2, target.view(1, c, 1).expand(b, c, 1)).squeeze(2)
+    return math.log(b) - torch.logsumexp(logp, dim=0)

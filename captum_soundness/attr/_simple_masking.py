@@ -2,7 +2,6 @@ r"""The simple masking method of Gupta et al. (2022), section 3, as a Captum att
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +28,7 @@ from captum_soundness._utils.heads import (
     check_head,
     check_head_values,
     head_output,
-    log_probabilities,
     num_labels,
-    per_label,
-    probabilities,
     warn_if_probabilities,
 )
 from captum_soundness._utils.inputs import format_inputs, format_like
@@ -56,7 +52,13 @@ from captum_soundness.attr._mask_params import (
     groups_present,
     param_dtype,
 )
-from captum_soundness.attr._recipes import LR_SCHEDULES, area_reference, lr_at, resolve_preset
+from captum_soundness.attr._recipes import (
+    LR_SCHEDULES,
+    area_reference,
+    lr_at,
+    objective_loss,
+    resolve_preset,
+)
 from captum_soundness.fills import Fill
 
 __all__ = ["OBJECTIVES", "SimpleMasking"]
@@ -204,6 +206,12 @@ class SimpleMasking(Attribution):
             the inputs (one tensor or the tensors of a tuple, then the additional forward
             arguments) to scores of shape ``(N, *S)``: ``(N, num_classes)`` logits by
             default (see ``head`` of :meth:`attribute`).
+        baselines (optional): Default ``baselines`` of :meth:`attribute`, used when a
+            call gives none (any form :meth:`attribute` accepts). This is the way to train
+            against a :class:`~captum_soundness.fills.Fill` under Captum's wrappers:
+            :class:`~captum.attr.NoiseTunnel`, ``sensitivity_max`` and ``infidelity``
+            accept only tensors and numbers as ``baselines``, e.g.
+            ``NoiseTunnel(SimpleMasking(model, baselines=DatasetFill(pool)))``.
 
     Examples::
 
@@ -220,8 +228,14 @@ class SimpleMasking(Attribution):
         (torch.Size([2, 3, 8, 8]), True, True)
     """
 
-    def __init__(self, forward_func: Callable[..., Any]) -> None:
+    def __init__(self, forward_func: Callable[..., Any], baselines: Any = None) -> None:
         super().__init__(forward_func)
+        if not (baselines is None or isinstance(baselines, (Fill, Tensor, tuple, int, float))):
+            raise TypeError(
+                "`baselines` must be None, a number, a tensor, a Fill or a tuple of these, "
+                f"got {type(baselines).__name__}."
+            )
+        self.baselines = baselines
 
     @property
     def multiplies_by_inputs(self) -> bool:
@@ -373,7 +387,7 @@ class SimpleMasking(Attribution):
             inputs,
             target,
             additional_forward_args,
-            resolve_baselines(baselines, fill, stacklevel=4),
+            _or_default(resolve_baselines(baselines, fill, stacklevel=4), self.baselines),
             "baselines" if fill is UNSET else "fill",
             feature_mask,
             resolve_preset(
@@ -508,7 +522,8 @@ class SimpleMasking(Attribution):
             masks = params.masks()
             masked, samples = compose(xs, masks.inputs, cfg.fills, fixed, b, generators)
             out = head_output(run_forward(self.forward_func, masked, rep_args), b * c, cfg.head)
-            per_example = _objective(cfg, out, b, target, classes).to(dtype)
+            per_example = objective_loss(cfg.objective, cfg.head, out, b, target, classes)
+            per_example = per_example.to(dtype)
             per_example = add_regularisers(
                 per_example, masks, cfg.l1, cfg.tv, cfg.area_weight, area_ref
             )
@@ -652,29 +667,6 @@ def _make_config(n: int, fills: tuple[Fill, ...], recipe: dict[str, Any], head: 
     )
 
 
-def _objective(cfg: _Config, out: Tensor, b: int, target: Tensor, classes: int) -> Tensor:
-    r"""The objective per example from checked scores ``out`` ``(b * c, *S)`` of the
-    masked inputs (sample-major rows), for flat targets ``(c,)`` into the probabilities.
-
-    ``"reference"``: :math:`-q_a + \log \sum_k e^{q_k}` on the averaged probabilities
-    :math:`q` over the target's classes (over :math:`(q_a, 1 - q_a)` for per-label
-    heads); ``"log_prob"``: :math:`-\log q_a`, computed stably.
-    """
-    c = target.shape[0]
-    if cfg.objective == "reference":
-        q = probabilities(out, cfg.head).view(b, c, -1).mean(dim=0)  # (c, prod S')
-        if per_label(cfg.head):
-            qa = q.gather(1, target.view(c, 1)).squeeze(1)
-            return torch.logsumexp(torch.stack([qa, 1 - qa], dim=1), dim=1) - qa
-        rows = q.view(c, -1, classes)[torch.arange(c, device=q.device), target // classes]
-        return torch.logsumexp(rows, dim=-1) - rows.gather(
-            1, (target % classes).view(c, 1)
-        ).squeeze(1)
-    logp = log_probabilities(out, cfg.head).view(b, c, -1)
-    logp = logp.gather(2, target.view(1, c, 1).expand(b, c, 1)).squeeze(2)
-    return math.log(b) - torch.logsumexp(logp, dim=0)
-
-
 def _raise_not_finite(
     step: int,
     per_example: Tensor,
@@ -694,3 +686,8 @@ def _raise_not_finite(
     check_head_values(rows, head, f"The outputs of `forward_func` {when}", examples)
     where = format_examples(bad_examples(~torch.isfinite(per_example.detach()), examples))
     raise ValueError(f"SimpleMasking: the loss is NaN or infinite {when} (examples {where}).")
+
+
+def _or_default(baselines: Any, default: Any) -> Any:
+    """The call's ``baselines``, or the instance's default when the call gives none."""
+    return default if baselines is None else baselines

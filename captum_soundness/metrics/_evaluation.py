@@ -144,7 +144,12 @@ def evaluate_all_labels(
             shaped like its input (see :func:`~captum_soundness.metrics.insertion_curve`).
             With ``additional_forward_args``, ``explain_func`` also receives
             ``additional_forward_args=...`` (rows matched to its inputs). With
-            ``head="binary"`` the targets are the labels 0 and 1 of the single logit.
+            ``head="binary"`` the targets are the labels 0 and 1 of the single logit:
+            :class:`~captum_soundness.attr.SimpleMasking` with ``head="binary"``
+            understands them; Captum's methods know only the logit (target 0), so
+            explain those through a two-logit view ``[0, z]`` of the model (its softmax
+            is ``(1 - sigmoid(z), sigmoid(z))``) with the default head (the *Using with
+            Captum* page shows one).
         forward_func: The model, returning ``(N, L)`` scores (see **Labels**).
         inputs: A tensor or a tuple of tensors of rank >= 2 (Captum's convention).
         labels: ``None`` (every output label) or distinct label ids (at least 2).
@@ -344,7 +349,7 @@ class _Explainer:
             )
         self.explain_func, self.inputs, self.is_tuple = explain_func, inputs, is_tuple
         self.args, self.layout = args, layout
-        self.kwargs = check_explain_kwargs(explain_kwargs)
+        self.kwargs = check_explain_kwargs(explain_kwargs, inputs=inputs)
 
     def __call__(
         self, row_image: Tensor, row_target: Tensor, reduce: str, batch_size: int | None

@@ -92,7 +92,7 @@ def class_sensitivity(
         raise TypeError(f"`similarity` must be one measure name (a str), got {similarity!r}.")
     (measure,) = check_similarity(similarity, "similarity")
     reduce = check_choice(reduce, "reduce", REDUCTIONS)
-    kwargs = check_explain_kwargs(explain_kwargs)
+    kwargs = check_explain_kwargs(explain_kwargs, inputs=xs)
     n = num_examples(xs)
     if isinstance(other, str):
         other_targets = None

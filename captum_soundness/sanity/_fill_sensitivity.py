@@ -127,7 +127,10 @@ def _check_fills(fills: Any, inputs: tuple[Tensor, ...]) -> dict[str, Any]:
 
 
 def _check_method_kwargs(
-    explain_kwargs: Any, explain_funcs: Mapping[str, Any], keywords: dict[str, str | None]
+    explain_kwargs: Any,
+    explain_funcs: Mapping[str, Any],
+    keywords: dict[str, str | None],
+    inputs: tuple[Tensor, ...],
 ) -> dict[str, dict[str, Any]]:
     """``explain_kwargs``: method name -> keyword arguments of that method (checked)."""
     if explain_kwargs is None:
@@ -145,7 +148,7 @@ def _check_method_kwargs(
         )
     out = {}
     for m in explain_funcs:
-        kwargs = check_explain_kwargs(explain_kwargs.get(m), f"explain_kwargs[{m!r}]")
+        kwargs = check_explain_kwargs(explain_kwargs.get(m), f"explain_kwargs[{m!r}]", inputs)
         if keywords[m] is not None and keywords[m] in kwargs:
             raise TypeError(
                 f"`explain_kwargs[{m!r}]` contains {keywords[m]!r}, which fill_sensitivity "
@@ -444,7 +447,9 @@ def _make_setup(
             "explain_batch_size": options["explain_batch_size"],
             "deletion": options["deletion"],
         },
-        explain_kwargs=_check_method_kwargs(options["explain_kwargs"], explain_funcs, keywords),
+        explain_kwargs=_check_method_kwargs(
+            options["explain_kwargs"], explain_funcs, keywords, xs
+        ),
     )
 
 

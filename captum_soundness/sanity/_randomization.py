@@ -196,7 +196,7 @@ def _check_arguments(
         mode=check_choice(options["mode"], "mode", RANDOMIZATION_MODES),
         measures=check_similarity(options["similarity"], "similarity"),
         reduce=check_choice(options["reduce"], "reduce", REDUCTIONS),
-        explain_kwargs=check_explain_kwargs(options["explain_kwargs"]),
+        explain_kwargs=check_explain_kwargs(options["explain_kwargs"], inputs=xs),
     )
 
 

@@ -430,6 +430,27 @@ def test_noise_tunnel():
     assert [m.shape for m in out] == [t.shape for t in xs]
 
 
+def test_default_baselines_reach_the_fill_through_captums_wrappers():
+    """Captum's wrappers take only tensors and numbers as `baselines`; a Fill given to the
+    constructor is used when a call gives none, so the paper's fill works under them."""
+    model, x = BasicModel_ConvNet_One_Conv().eval(), _img()
+    pool = DatasetFill(seeded_randn(5, *x.shape[1:], seed=7))
+    masking = SimpleMasking(model, baselines=pool)
+    direct = SimpleMasking(model).attribute(x, [0, 1, 2], baselines=pool, seed=0, **STEPS)
+    assert torch.equal(masking.attribute(x, [0, 1, 2], seed=0, **STEPS), direct)
+    # an explicit call-level value still wins over the default
+    zero = SimpleMasking(model).attribute(x, [0, 1, 2], baselines=0.0, seed=0, **STEPS)
+    assert torch.equal(masking.attribute(x, [0, 1, 2], baselines=0.0, seed=0, **STEPS), zero)
+    nt = NoiseTunnel(masking).attribute(
+        x, nt_type="smoothgrad", nt_samples=2, stdevs=0.0, target=[0, 1, 2], seed=0, **STEPS
+    )
+    assert nt.shape == x.shape
+    sens = sensitivity_max(masking.attribute, x, target=0, n_perturb_samples=2, seed=0, **STEPS)
+    assert sens.shape == (3,) and bool(torch.isfinite(sens).all())
+    with pytest.raises(TypeError, match="baselines"):
+        SimpleMasking(model, baselines="pool")
+
+
 def test_captum_metrics_take_attribute():
     model, x = _ImageAndTable(), (_img(), _tab())
     sm = SimpleMasking(model)

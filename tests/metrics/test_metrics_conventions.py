@@ -549,3 +549,23 @@ def test_per_example_feature_masks_count_each_examples_groups():
         alone = report(slice(i, i + 1))
         assert torch.equal(batch.completeness[i], alone.completeness[0])
         assert torch.equal(batch.soundness[i], alone.soundness[0])
+
+
+@pytest.mark.parametrize("key", ["baselines", "feature_mask"])
+def test_explain_kwargs_rows_checked_before_any_work(key):
+    """A per-example tensor of `explain_kwargs` with neither 1 nor N rows is named in a
+    ValueError before the explanation runs (it used to reach Captum's assertions)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3)).eval()
+    x = torch.rand(3, 1, 4, 4)
+    value = torch.zeros(2, 1, 4, 4, dtype=torch.long if key == "feature_mask" else x.dtype)
+    calls = []
+
+    def explain(inputs, target, **kwargs):
+        calls.append(1)
+        return inputs
+
+    with pytest.raises(ValueError, match=rf"explain_kwargs\['{key}'\]` has 2 rows"):
+        evaluate_all_labels(explain, model, x, explain_kwargs={key: value})
+    with pytest.raises(ValueError, match=rf"explain_kwargs\['{key}'\]\[0\]` has 2 rows"):
+        evaluate_all_labels(explain, model, (x,), explain_kwargs={key: (value,)})
+    assert not calls
