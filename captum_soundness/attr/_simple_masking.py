@@ -601,7 +601,7 @@ def _check_call(
     n = int(xs[0].shape[0])
     fills = format_baselines(baselines, xs, baselines_name)
     layout = FeatureLayout(xs, feature_mask)
-    config = _make_config(n, fills, recipe, check_head(head))
+    config = _make_config(n, fills, recipe, check_head("softmax" if head is None else head))
     check_mask_layout(xs, layout, config.downsample)
     present = groups_present(layout)
     if present is not None and config.area_weight > 0:
