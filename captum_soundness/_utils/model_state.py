@@ -113,8 +113,9 @@ def preserved_model(
 
     - every submodule's ``training`` flag;
     - every parameter's ``requires_grad`` flag and ``.grad`` tensor (the same object);
-    - every buffer: the same tensor object with its values (batch-norm running statistics
-      and batch counts of a model left in training mode, for example);
+    - every buffer: the same tensor object with its values and shape (batch-norm running
+      statistics and batch counts of a model left in training mode, for example);
+      buffers registered inside the block are removed;
     - the module and parameter hooks: hooks registered inside the block are removed;
     - PyTorch's global RNG, on the CPU and on the accelerators of the model's parameters,
       buffers and ``devices``: dropout in a training-mode model (or an explanation
@@ -154,6 +155,7 @@ def _restored(module: nn.Module, freeze_parameters: bool) -> Iterator[None]:
         for name, b in m._buffers.items()
         if b is not None
     ]
+    buffer_names = [(m, set(m._buffers)) for m in modules]
     hooks = [(m, table, set(getattr(m, table))) for m in modules for table in _HOOK_TABLES]
     param_hooks = [(p, set(p._backward_hooks or {})) for p in params]
     try:
@@ -163,10 +165,15 @@ def _restored(module: nn.Module, freeze_parameters: bool) -> Iterator[None]:
         yield
     finally:
         with torch.no_grad():
+            for m, names in buffer_names:  # buffers registered inside the block
+                for name in [k for k in m._buffers if k not in names]:
+                    del m._buffers[name]
             for m, name, b, saved in buffers:
                 m._buffers[name] = b
                 if b.shape == saved.shape:
                     b.copy_(saved)
+                else:  # resized in place: the same object, its old shape and values
+                    b.set_(saved)
         for m, mode in modes:
             m.training = mode
         for p, req, grad in zip(params, requires, grads):

@@ -85,3 +85,14 @@ def test_preserved_model_forks_the_rng_for_plain_callables():
     with preserved_model(lambda x: x):
         torch.rand(3)
     assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_preserved_model_restores_resized_buffers_and_drops_new_ones():
+    model = nn.BatchNorm1d(3)
+    mean = model.running_mean
+    before = mean.clone()
+    with preserved_model(model):
+        mean.resize_(5).fill_(7.0)  # resized in place: same object, other shape
+        model.register_buffer("scratch", torch.ones(2))
+    assert model.running_mean is mean and torch.equal(mean, before)
+    assert "scratch" not in dict(model.named_buffers())
