@@ -94,7 +94,8 @@ class ImageFolder(torch.utils.data.Dataset):
 
     Files are sorted by their path relative to ``root``; image ``i`` is the ``i``-th file.
     When the images lie in sub-folders (one per class, as torchvision's ``ImageFolder``),
-    ``label`` is the index of the sub-folder among the sorted sub-folder names; images
+    ``label`` is the index of the top-level sub-folder among the sorted sub-folder names
+    (images in deeper folders belong to their top-level sub-folder); images
     directly in ``root`` have label ``-1`` (unknown).
 
     Args:
@@ -138,7 +139,7 @@ class ImageFolder(torch.utils.data.Dataset):
         if channels not in (1, 3):
             raise ValueError(f"`channels` must be 1 or 3, got {channels!r}.")
         self.image_size, self.channels, self.normalize = image_size, channels, normalize
-        self.classes = sorted({p.parent.name for p in self.files if p.parent != self.root})
+        self.classes = sorted({c for c in map(self._class_of, self.files) if c is not None})
         self.mean = self.std = None
         if normalize is not None:
             if len(normalize[0]) not in (1, channels) or len(normalize[1]) != len(normalize[0]):
@@ -151,6 +152,12 @@ class ImageFolder(torch.utils.data.Dataset):
             self.mean = torch.tensor(normalize[0]).view(shape)
             self.std = torch.tensor(normalize[1]).view(shape)
 
+    def _class_of(self, path: Path) -> str | None:
+        """The class of an image: its top-level sub-folder under ``root`` (also for images
+        in deeper folders, as torchvision's ``ImageFolder``), ``None`` directly in root."""
+        parts = path.relative_to(self.root).parts
+        return parts[0] if len(parts) > 1 else None
+
     def __len__(self) -> int:
         return len(self.files)
 
@@ -159,7 +166,8 @@ class ImageFolder(torch.utils.data.Dataset):
         image = _read(path, self.image_size, self.channels)
         if self.mean is not None:
             image = (image - self.mean) / self.std
-        label = self.classes.index(path.parent.name) if path.parent != self.root else -1
+        name = self._class_of(path)
+        label = -1 if name is None else self.classes.index(name)
         return image, label
 
 
