@@ -73,6 +73,7 @@ def _existing_file(text: str) -> str:
 
 def _labels(text: str) -> Any:
     """``all`` -> None, ``imagenet6`` -> the paper's six labels, else a list of ints."""
+    from captum_soundness._utils.validation import check_label_list
     from captum_soundness.labels import PAPER_IMAGENET_LABELS
 
     if text.strip().lower() == "all":
@@ -85,9 +86,7 @@ def _labels(text: str) -> Any:
         raise ValueError(
             f"expected all, imagenet6 or label ids such as 1,3,5, got {text!r}."
         ) from None
-    if len(set(labels)) != len(labels) or len(labels) < 2 or min(labels) < 0:
-        raise ValueError(f"expected at least 2 distinct non-negative label ids, got {text!r}.")
-    return labels
+    return check_label_list(labels, "--labels", min_count=2)
 
 
 def method_names(values: Sequence[str] | None) -> list[str]:
