@@ -155,7 +155,8 @@ def _restored(module: nn.Module, freeze_parameters: bool) -> Iterator[None]:
         for name, b in m._buffers.items()
         if b is not None
     ]
-    buffer_names = [(m, set(m._buffers)) for m in modules]
+    # keys(): the buffer table of a TorchScript module cannot be iterated directly
+    buffer_names = [(m, set(m._buffers.keys())) for m in modules]
     hooks = [(m, table, set(getattr(m, table))) for m in modules for table in _HOOK_TABLES]
     param_hooks = [(p, set(p._backward_hooks or {})) for p in params]
     try:
@@ -166,7 +167,7 @@ def _restored(module: nn.Module, freeze_parameters: bool) -> Iterator[None]:
     finally:
         with torch.no_grad():
             for m, names in buffer_names:  # buffers registered inside the block
-                for name in [k for k in m._buffers if k not in names]:
+                for name in [k for k in m._buffers.keys() if k not in names]:  # noqa: SIM118
                     del m._buffers[name]
             for m, name, b, saved in buffers:
                 m._buffers[name] = b
