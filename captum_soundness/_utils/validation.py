@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from captum_soundness._utils.inputs import format_inputs
+
 __all__ = [
     "UNSET",
     "check_choice",
@@ -26,7 +28,6 @@ __all__ = [
     "check_nonnegative_float",
     "check_positive_float",
     "check_positive_int",
-    "check_targets",
     "check_unit_interval",
 ]
 
@@ -44,7 +45,10 @@ UNSET: Any = _Unset()
 
 
 def check_inputs(inputs: Any, name: str = "inputs", *, min_dim: int = 3) -> Tensor:
-    """Checks a batched input tensor ``(N, C, *spatial)`` and returns it.
+    """Checks a single batched input tensor ``(N, C, *spatial)`` and returns it.
+
+    The per-tensor checks are :func:`~captum_soundness._utils.inputs.format_inputs`'s;
+    this entry refuses tuples (for the places that take one tensor, e.g. a fill).
 
     Args:
         inputs: The object to check.
@@ -54,84 +58,10 @@ def check_inputs(inputs: Any, name: str = "inputs", *, min_dim: int = 3) -> Tens
     """
     if isinstance(inputs, (tuple, list)):
         raise TypeError(
-            f"`{name}` must be a single tensor of shape (N, C, *spatial); tuples of input "
-            "tensors (multi-input models) are not supported."
+            f"`{name}` must be a single tensor of shape (N, C, *spatial) here, got a "
+            f"{type(inputs).__name__}."
         )
-    if not isinstance(inputs, Tensor):
-        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(inputs).__name__}.")
-    if not inputs.is_floating_point():
-        raise TypeError(f"`{name}` must be a floating point tensor, got dtype {inputs.dtype}.")
-    if inputs.dim() < min_dim:
-        raise ValueError(
-            f"`{name}` must have at least {min_dim} dimensions (N, C, *spatial), "
-            f"got shape {tuple(inputs.shape)}."
-        )
-    if inputs.shape[0] == 0:
-        raise ValueError(f"`{name}` is empty: the batch dimension has size 0.")
-    if inputs.numel() == 0:
-        raise ValueError(f"`{name}` has a zero-sized dimension: shape {tuple(inputs.shape)}.")
-    return inputs
-
-
-def check_targets(
-    target: Any,
-    n: int,
-    num_classes: int | None = None,
-    *,
-    name: str = "target",
-    device: torch.device | str | None = None,
-    allow_none: bool = False,
-) -> Tensor | None:
-    """Converts a Captum ``TargetType`` into a ``LongTensor`` of shape ``(n,)``.
-
-    Accepted: an ``int`` (the same label for every example), a list/tuple of ``n`` ints,
-    a 0-d tensor, or a 1-D integer tensor of length ``n``. Tuple targets for outputs
-    with more than two dimensions are not supported.
-
-    Args:
-        target: The target to check.
-        n: Number of examples.
-        num_classes: If given, labels must lie in ``[0, num_classes)``.
-        name: Argument name used in error messages.
-        device: Device of the returned tensor.
-        allow_none: Return ``None`` for ``target=None`` instead of raising.
-    """
-    if target is None:
-        if allow_none:
-            return None
-        raise ValueError(f"`{name}` is required: give an int, a list of ints or a 1-D tensor.")
-    if isinstance(target, bool):
-        raise TypeError(f"`{name}` must be an int, a list of ints or a 1-D tensor, got bool.")
-    if isinstance(target, Integral):
-        out = torch.full((n,), int(target), dtype=torch.long, device=device)
-    elif isinstance(target, Tensor):
-        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-            raise TypeError(f"`{name}` tensor must have an integer dtype, got {target.dtype}.")
-        if target.dim() == 0:
-            out = target.reshape(1).expand(n).to(device=device, dtype=torch.long)
-        elif target.dim() == 1:
-            out = target.to(device=device, dtype=torch.long)
-        else:
-            raise ValueError(
-                f"`{name}` tensor must be 0-d or 1-D, got shape {tuple(target.shape)}."
-            )
-    elif isinstance(target, (list, tuple)):
-        if not all(isinstance(t, Integral) and not isinstance(t, bool) for t in target):
-            raise TypeError(
-                f"`{name}` list must contain ints only (tuple targets for outputs with more "
-                "than two dimensions are not supported)."
-            )
-        out = torch.tensor([int(t) for t in target], dtype=torch.long, device=device)
-    else:
-        raise TypeError(
-            f"`{name}` must be an int, a list of ints or a 1-D tensor, got "
-            f"{type(target).__name__}."
-        )
-    if out.shape[0] != n:
-        raise ValueError(f"`{name}` has {out.shape[0]} entries but the inputs hold {n} examples.")
-    if num_classes is not None:
-        check_label_range(out, num_classes, name)
-    return out
+    return format_inputs(inputs, name, min_dim=min_dim)[0][0]
 
 
 def check_label_range(labels: Tensor, num_classes: int, name: str = "target") -> None:

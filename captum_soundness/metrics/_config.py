@@ -19,7 +19,6 @@ from captum_soundness._utils.inputs import format_inputs
 from captum_soundness._utils.rng import SeedType, make_generator
 from captum_soundness._utils.validation import (
     check_choice,
-    check_inputs,
     check_max_examples_per_batch,
     check_positive_int,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "DEFAULT_MAX_EXAMPLES_PER_BATCH",
     "CurveConfig",
     "check_curve_config",
-    "check_model_inputs",
     "format_model_inputs",
 ]
 
@@ -127,11 +125,3 @@ def format_model_inputs(inputs: Any, name: str = "inputs") -> tuple[tuple[Tensor
     for i, x in enumerate(items):
         check_finite(x, f"`{name}`" if not is_tuple else f"`{name}[{i}]`")
     return tuple(x.detach() for x in items), is_tuple
-
-
-def check_model_inputs(inputs: Any, name: str = "inputs") -> Tensor:
-    """Checks a single batched ``(N, C, *spatial)`` input tensor (finite values) and
-    detaches it (kept for single-tensor callers; see :func:`format_model_inputs`)."""
-    inputs = check_inputs(inputs, name)
-    check_finite(inputs, f"`{name}`")
-    return inputs.detach()

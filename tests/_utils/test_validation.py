@@ -11,7 +11,6 @@ from captum_soundness._utils.validation import (
     check_nonnegative_float,
     check_positive_float,
     check_positive_int,
-    check_targets,
 )
 
 
@@ -28,33 +27,6 @@ def test_check_inputs():
         check_inputs(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="empty"):
         check_inputs(torch.zeros(0, 1, 3, 3))
-
-
-def test_check_targets_forms():
-    assert check_targets(3, 2).tolist() == [3, 3]
-    assert check_targets([1, 2], 2).tolist() == [1, 2]
-    assert check_targets(torch.tensor([0, 1]), 2).tolist() == [0, 1]
-    assert check_targets(torch.tensor(4), 3).tolist() == [4, 4, 4]
-    assert check_targets(None, 2, allow_none=True) is None
-
-
-@pytest.mark.parametrize(
-    ("target", "err", "msg"),
-    [
-        (None, ValueError, "required"),
-        (1.5, TypeError, "target"),
-        (True, TypeError, "bool"),
-        ([1, 2, 3], ValueError, "3 entries"),
-        (torch.tensor([0.0, 1.0]), TypeError, "integer"),
-        (torch.zeros(2, 2, dtype=torch.long), ValueError, "1-D"),
-        ([0, 10], ValueError, "outside"),
-        (-1, ValueError, "outside"),
-        ([(0, 1), (1, 1)], TypeError, "tuple"),
-    ],
-)
-def test_check_targets_rejects(target, err, msg):
-    with pytest.raises(err, match=msg):
-        check_targets(target, 2, num_classes=10)
 
 
 def test_check_labels():
