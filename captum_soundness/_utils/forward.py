@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import torch
 from captum._utils.common import _format_additional_forward_args
 from torch import Tensor
-
-from captum_soundness._utils.validation import check_label_range
 
 __all__ = [
     "DEFAULT_MAX_EXAMPLES_PER_BATCH",
@@ -17,9 +14,7 @@ __all__ = [
     "check_output",
     "chunk_slices",
     "expand_additional_forward_args",
-    "num_outputs",
     "run_forward",
-    "target_scores",
 ]
 
 
@@ -124,49 +119,3 @@ def check_output(output: Any, n: int | None, name: str = "forward_func") -> Tens
             f"{tuple(output.shape)}{inputs}."
         )
     return output
-
-
-def num_outputs(
-    forward_func: Callable[..., Any], inputs: Tensor, additional_forward_args: Any = None
-) -> int:
-    """Runs one example through the model and returns its number of outputs."""
-    index = torch.zeros(1, dtype=torch.long, device=inputs.device)
-    with torch.no_grad():
-        args = expand_additional_forward_args(additional_forward_args, index)
-        out = run_forward(forward_func, inputs[:1], args)
-    return check_output(out, 1).shape[1]
-
-
-def target_scores(output: Tensor, targets: Tensor | None, n: int) -> tuple[Tensor, Tensor | None]:
-    """The explained score per example from a model output, for gradient methods.
-
-    Args:
-        output: The model output on ``n`` inputs: ``(n,)``, ``(n, 1)`` or
-            ``(n, num_classes)`` scores.
-        targets: Checked labels ``(n,)`` (see ``check_targets``), or ``None`` for the
-            predicted label (``argmax``) of a multi-class output or the single score of a
-            one-output model.
-        n: Number of inputs.
-
-    Returns:
-        ``(scores, targets)``: the ``(n,)`` scores (differentiable) and the labels used
-        (``None`` for a one-output model without targets).
-
-    Raises:
-        ValueError: For outputs of another shape and for labels outside the outputs.
-    """
-    if output.dim() == 1 and output.shape[0] == n:
-        output = output.unsqueeze(1)
-    if output.dim() != 2 or output.shape[0] != n:
-        raise ValueError(
-            f"`forward_func` must return (N,) or (N, num_classes) scores, got shape "
-            f"{tuple(output.shape)} for {n} inputs."
-        )
-    if targets is None:
-        if output.shape[1] == 1:
-            return output[:, 0], None
-        targets = output.detach().argmax(dim=1)
-    else:
-        check_label_range(targets, output.shape[1], "target")
-    targets = targets.to(output.device)
-    return output.gather(1, targets.view(-1, 1)).squeeze(1), targets
